@@ -1,0 +1,1 @@
+"""editflow command line."""

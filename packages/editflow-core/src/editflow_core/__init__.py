@@ -1,0 +1,1 @@
+"""editflow-core."""
