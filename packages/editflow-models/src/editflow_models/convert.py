@@ -1,0 +1,284 @@
+"""Conversion of a pretrained checkpoint into an Edit Flow checkpoint, and the from-scratch builder.
+
+``convert`` copies the source backbone unchanged, copies the source LM / MLM head (transform
+included) into both token heads, and creates the rate head (and nothing else: converted models
+are not time conditioned unless asked). The model keeps the source's dtype and is written as
+safetensors with its tokenizer beside it. ``ConversionReport`` lists what was copied and what is
+new; the CLI prints it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer
+from transformers import initialization as init
+
+from editflow_models.architectures import ARCHITECTURES, SOURCE_MODEL_TYPES
+from editflow_models.checkpoint import read_json
+from editflow_models.configuration import EditFlowConfig
+from editflow_models.modeling import EditFlowModel
+
+_DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken"]
+
+
+def resolve_source(src: str | Path) -> Path:
+    """A local directory for ``src``: itself if it is a directory, else a hub snapshot.
+
+    Raises:
+        ValueError: ``src`` is neither a directory nor a downloadable hub id.
+    """
+    path = Path(src)
+    if path.is_dir():
+        return path
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(str(src), allow_patterns=_DOWNLOAD_PATTERNS))
+    except Exception as err:  # offline, unknown repo, gated, bad id: one clear message
+        offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
+        raise ValueError(
+            f"{src} is not a local directory and could not be fetched from the hub{offline}: "
+            f"{type(err).__name__}"
+        ) from err
+
+
+def read_source_config(path: Path) -> dict:
+    """The source's config.json as a dict."""
+    return read_json(path / "config.json")
+
+
+def save_tokenizer(src: Path, output: Path) -> str | None:
+    """Save the source's tokenizer into ``output``; returns its class name, or None if absent."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(src)
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    tokenizer.save_pretrained(output)
+    return type(tokenizer).__name__
+
+
+def _tokenizer_ids(src: Path) -> dict[str, int | None]:
+    try:
+        tok = AutoTokenizer.from_pretrained(src)
+    except (OSError, ValueError, TypeError, KeyError):
+        return {}
+    anchor = tok.bos_token_id if tok.bos_token_id is not None else tok.cls_token_id
+    return {
+        "anchor_token_id": anchor,
+        "mask_token_id": tok.mask_token_id,
+        "pad_token_id": tok.pad_token_id,
+    }
+
+
+def detect_arch(path: Path) -> str:
+    """The arch name for a source checkpoint, from its config.json ``model_type``.
+
+    Raises:
+        ValueError: unsupported or already an Edit Flow checkpoint; the message lists what is supported.
+    """
+    model_type = read_source_config(path).get("model_type")
+    if model_type == "editflow":
+        raise ValueError(f"{path} is already an Edit Flow checkpoint")
+    if model_type not in SOURCE_MODEL_TYPES:
+        raise ValueError(
+            f"unsupported architecture {model_type!r}; supported model types: "
+            f"{', '.join(SOURCE_MODEL_TYPES)}"
+        )
+    return SOURCE_MODEL_TYPES[model_type]
+
+
+@dataclass
+class ConversionReport:
+    """What ``convert`` did."""
+
+    output: Path
+    arch: str
+    source: str
+    dtype: torch.dtype
+    copied: list[str] = field(default_factory=list)
+    new: list[str] = field(default_factory=list)
+    tokenizer: str | None = None
+    config: dict = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        lines = [
+            f"converted {self.source} ({self.arch}, {str(self.dtype).removeprefix('torch.')}) -> {self.output}"
+        ]
+        lines += [f"  copied: {item}" for item in self.copied]
+        lines += [f"  new:    {item}" for item in self.new]
+        lines.append(
+            f"  tokenizer: {self.tokenizer or 'none found in the source; add one beside the weights'}"
+        )
+        lines.append("  config: " + ", ".join(f"{k}={v}" for k, v in self.config.items()))
+        return "\n".join(lines)
+
+
+def _count(state: dict[str, torch.Tensor]) -> str:
+    return f"{len(state)} tensors, {sum(v.numel() for v in state.values()):,} params"
+
+
+def convert(
+    src: str | Path,
+    output: str | Path,
+    *,
+    scheduler: str = "cubic",
+    x0: str = "empty",
+    time_conditioning: bool = False,
+    anchor_token_id: int | None = None,
+    mask_token_id: int | None = None,
+    pad_token_id: int | None = None,
+) -> ConversionReport:
+    """Convert a pretrained masked LM, a2d / causal decoder, LLaDA or Dream into an Edit Flow model.
+
+    Args:
+        src: local directory or hub id of the source checkpoint.
+        output: directory to write (config.json, model.safetensors, tokenizer files).
+        scheduler: kappa scheduler spec stored in the config.
+        x0: source-distribution spec stored in the config.
+        time_conditioning: add a (zero-initialised) time embedding.
+        anchor_token_id / mask_token_id / pad_token_id: override the ids found in the source's
+            tokenizer or config.
+
+    Returns:
+        A ``ConversionReport`` (``str(report)`` is the human-readable summary).
+
+    Raises:
+        ValueError: unsupported architecture, unreadable source, or no anchor token id found.
+    """
+    path = resolve_source(src)
+    arch_name = detect_arch(path)
+    arch = ARCHITECTURES[arch_name]
+    weights = arch.load_source(path)
+
+    ids = weights.token_ids | {k: v for k, v in _tokenizer_ids(path).items() if v is not None}
+    explicit = {
+        "anchor_token_id": anchor_token_id,
+        "mask_token_id": mask_token_id,
+        "pad_token_id": pad_token_id,
+    }
+    ids |= {k: v for k, v in explicit.items() if v is not None}
+    if ids.get("anchor_token_id") is None:
+        raise ValueError(f"no BOS / CLS token id in {src}; pass anchor_token_id explicitly")
+
+    config = EditFlowConfig(
+        text_config=weights.text_config,
+        arch=arch_name,
+        time_conditioning=time_conditioning,
+        scheduler=scheduler,
+        x0=x0,
+        **ids,
+    )
+    model = from_weights(config, weights)
+    output = Path(output)
+    model.save_pretrained(output)
+    tokenizer = save_tokenizer(path, output)
+
+    copied = [f"backbone <- source backbone ({_count(weights.backbone)})"]
+    head_desc = f"{_count(weights.head)}: " + ", ".join(
+        sorted({k.rsplit(".", 1)[0] for k in weights.head})
+    )
+    copied += [f"ins_head <- source LM head ({head_desc})", "sub_head <- source LM head (copy)"]
+    H = weights.text_config.hidden_size
+    new = [f"rate_head: Linear({H}, 3) + softplus ({3 * H + 3} params)"]
+    if time_conditioning:
+        new.append(
+            f"time_embed ({sum(p.numel() for p in model.time_embed.parameters()):,} params, last layer zero)"
+        )
+    return ConversionReport(
+        output=output,
+        arch=arch_name,
+        source=f"{src} [{weights.source}]",
+        dtype=weights.dtype,
+        copied=copied,
+        new=new,
+        tokenizer=tokenizer,
+        config={"scheduler": scheduler, "x0": x0, "time_conditioning": time_conditioning, **ids},
+    )
+
+
+def from_weights(config: EditFlowConfig, weights) -> EditFlowModel:
+    """Build an ``EditFlowModel`` from a source's ``SourceWeights`` without a random init pass.
+
+    The backbone tensors are moved in (no copy), the head is cloned into both token heads (so they
+    never share storage with the embedding), the new modules are initialised.
+    """
+    with init.no_init_weights():
+        model = EditFlowModel(config)
+    state = {f"backbone.{k}": v for k, v in weights.backbone.items()}
+    for name in ("ins_head", "sub_head"):
+        state |= {f"{name}.{k}": v.detach().clone() for k, v in weights.head.items()}
+    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+    new = tuple(f"{m}." for m in ("rate_head", "time_embed"))
+    missing = [k for k in missing if not k.startswith(new)]
+    if missing or unexpected:
+        raise ValueError(
+            f"source weights do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    model.init_new_modules()
+    model.to(weights.dtype)
+    model.tie_weights()
+    return model.eval()
+
+
+def build_model_from_scratch(
+    arch: str = "modernbert",
+    *,
+    vocab_size: int,
+    anchor_token_id: int,
+    hidden_size: int = 256,
+    num_layers: int = 4,
+    num_heads: int = 4,
+    intermediate_size: int | None = None,
+    max_position_embeddings: int = 2048,
+    time_conditioning: bool = True,
+    mask_token_id: int | None = None,
+    pad_token_id: int | None = 0,
+    scheduler: str = "cubic",
+    x0: str = "empty",
+    **text_config_overrides,
+) -> EditFlowModel:
+    """A randomly initialised Edit Flow model (fp32) of the given family and size.
+
+    Args:
+        arch: one of ``ARCHITECTURES`` (modernbert, bert, roberta, xlm-roberta, qwen2, qwen3,
+            llama, llada, dream).
+        vocab_size: V, the tokenizer's size.
+        anchor_token_id: the BOS / CLS id put at position 0 of every sequence.
+        hidden_size / num_layers / num_heads: H, depth and attention heads.
+        intermediate_size: MLP width (default 4 H).
+        max_position_embeddings: longest sequence.
+        time_conditioning: add the time embedding (default on for from-scratch models).
+        mask_token_id / pad_token_id: special ids (stored in the config).
+        scheduler / x0: spec strings stored in the config.
+        **text_config_overrides: extra fields for the backbone config (e.g. ``local_attention``).
+
+    Returns:
+        ``EditFlowModel`` in train mode.
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown arch {arch!r}; supported: {', '.join(ARCHITECTURES)}")
+    text_config = ARCHITECTURES[arch].scratch_text_config(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        intermediate_size=intermediate_size or 4 * hidden_size,
+        max_position_embeddings=max_position_embeddings,
+        pad_token_id=pad_token_id,
+        **text_config_overrides,
+    )
+    config = EditFlowConfig(
+        text_config=text_config,
+        arch=arch,
+        time_conditioning=time_conditioning,
+        scheduler=scheduler,
+        x0=x0,
+        anchor_token_id=anchor_token_id,
+        mask_token_id=mask_token_id,
+        pad_token_id=pad_token_id,
+    )
+    return EditFlowModel(config)

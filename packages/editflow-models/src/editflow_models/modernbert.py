@@ -1,0 +1,74 @@
+"""ModernBERT: the backbone is ``ModernBertModel`` (its last state is after ``final_norm``); the
+token heads copy ``ModernBertForMaskedLM.head`` (dense, activation, norm) and ``.decoder``.
+
+ModernBERT is bidirectional as shipped; nothing about its attention changes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+from transformers import ModernBertConfig, ModernBertForMaskedLM, ModernBertModel
+from transformers.models.modernbert.modeling_modernbert import ModernBertPredictionHead
+
+from editflow_models.arch import Architecture, SourceWeights, config_token_ids, prefixed
+from editflow_models.heads import TokenHead
+
+
+class ModernBertArch(Architecture):
+    """ModernBERT masked LMs (answerdotai/ModernBERT-*, and any ``modernbert`` checkpoint)."""
+
+    name = "modernbert"
+
+    def scratch_text_config(
+        self,
+        *,
+        vocab_size: int,
+        hidden_size: int,
+        num_layers: int,
+        num_heads: int,
+        intermediate_size: int,
+        max_position_embeddings: int,
+        pad_token_id: int | None,
+        **overrides,
+    ) -> ModernBertConfig:
+        fields = dict(
+            vocab_size=vocab_size,
+            hidden_size=hidden_size,
+            num_hidden_layers=num_layers,
+            num_attention_heads=num_heads,
+            intermediate_size=intermediate_size,
+            max_position_embeddings=max_position_embeddings,
+            pad_token_id=pad_token_id,
+            bos_token_id=None,
+            eos_token_id=None,
+            cls_token_id=None,
+            sep_token_id=None,
+        )
+        return ModernBertConfig(**(fields | overrides))
+
+    def build_backbone(self, text_config: ModernBertConfig) -> nn.Module:
+        return ModernBertModel(text_config)
+
+    def build_token_head(self, text_config: ModernBertConfig) -> TokenHead:
+        return TokenHead(
+            ModernBertPredictionHead(text_config),
+            text_config.hidden_size,
+            text_config.vocab_size,
+            bias=text_config.decoder_bias,
+        )
+
+    def load_source(self, path: Path) -> SourceWeights:
+        mlm = ModernBertForMaskedLM.from_pretrained(path, dtype="auto")
+        state = mlm.state_dict()
+        head = {f"transform.{k}": v for k, v in prefixed(state, "head.").items()}
+        head |= {f"decoder.{k}": v for k, v in prefixed(state, "decoder.").items()}
+        return SourceWeights(
+            text_config=mlm.config,
+            backbone=prefixed(state, "model."),
+            head=head,
+            dtype=mlm.dtype,
+            token_ids=config_token_ids(mlm.config),
+            source="ModernBertForMaskedLM",
+        )
