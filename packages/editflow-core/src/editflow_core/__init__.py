@@ -1,1 +1,48 @@
-"""editflow-core."""
+"""editflow-core: the Edit Flow method in torch.
+
+Alignment, training paths, the loss, x0 samplers, kappa schedulers and a batched tau-leaping
+sampler. Depends on torch and rapidfuzz only; never on transformers.
+"""
+
+from .alignment import BLANK, AlignedBatch, align, align_batch, couple_noise, strip_blanks
+from .loss import LossOutput, edit_flow_loss
+from .path import PathSample, rate_mask, sample_path, sample_time
+from .protocol import DEL, INS, SUB, EditFlowModel, EditFlowOutput
+from .sampler import BatchSampler, EditOp, GenerationResult, SamplingParams, TraceStep
+from .scheduler import SCHEDULERS, Scheduler, make_scheduler
+from .spec import parse_spec
+from .token_sampling import sample_tokens
+from .x0 import X0_SAMPLERS, X0Sampler, make_x0_sampler
+
+__all__ = [
+    "BLANK",
+    "DEL",
+    "INS",
+    "SCHEDULERS",
+    "SUB",
+    "X0_SAMPLERS",
+    "AlignedBatch",
+    "BatchSampler",
+    "EditFlowModel",
+    "EditFlowOutput",
+    "EditOp",
+    "GenerationResult",
+    "LossOutput",
+    "PathSample",
+    "SamplingParams",
+    "Scheduler",
+    "TraceStep",
+    "X0Sampler",
+    "align",
+    "align_batch",
+    "couple_noise",
+    "edit_flow_loss",
+    "make_scheduler",
+    "make_x0_sampler",
+    "parse_spec",
+    "rate_mask",
+    "sample_path",
+    "sample_time",
+    "sample_tokens",
+    "strip_blanks",
+]

@@ -1,0 +1,169 @@
+"""Alignments between x0 and x1 (METHOD.md sections 2 and 5).
+
+An alignment is a pair of equal-length sequences z0, z1 over vocab + {BLANK} with
+strip_blanks(z0) == x0 and strip_blanks(z1) == x1 and no (BLANK, BLANK) column. A column
+(a, b) is a keep (a == b), an insertion (a = BLANK), a deletion (b = BLANK) or a substitution.
+
+Two ways to build one:
+- ``align``: an optimal (minimum unit-cost Levenshtein) alignment of arbitrary sequences, from
+  rapidfuzz's compiled edit-distance routines (about 1000x a Python DP). rapidfuzz picks one
+  optimal alignment deterministically.
+- ``couple_noise``: x0 holds no real tokens (``empty``, ``masks``, ``uniform``). Then every
+  optimal alignment has max(n, m) columns: min(n, m) substitutions and |n - m| insertions or
+  deletions, in any position. It is built in O(n + m) with a choice of where the gaps go:
+  ``"random"`` (default: uniformly among the optimal alignments) or ``"left"`` / ``"right"``
+  (packed at one edge). The reference's DP tie-break packs them left, so a model trained on
+  it learns to insert right after the prompt; random placement removes that bias.
+
+``align_batch`` does either for a batch with per-example frozen prefixes (anchor, prompt) and
+returns padded tensors. Padding columns are (BLANK, BLANK): they produce no token and no
+edit, so downstream code needs no separate column mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from rapidfuzz.distance import Levenshtein
+
+BLANK = -1
+"""The single gap sentinel. Never a model input or output."""
+
+Gaps = Literal["random", "left", "right"]
+Coupling = Literal["optimal", "noise"]
+
+
+def strip_blanks(z: Sequence[int] | torch.Tensor) -> list[int]:
+    """Drop the BLANK entries of an alignment row: z (L,) -> the underlying sequence."""
+    if isinstance(z, torch.Tensor):
+        return z[z != BLANK].tolist()
+    return [a for a in z if a != BLANK]
+
+
+def align(x0: Sequence[int], x1: Sequence[int]) -> tuple[list[int], list[int]]:
+    """Optimal unit-cost Levenshtein alignment of two token-id sequences.
+
+    Returns:
+        (z0, z1): equal-length lists, BLANK at gaps, never a (BLANK, BLANK) column; the number
+        of columns with z0 != z1 equals the edit distance.
+    """
+    x0, x1 = list(x0), list(x1)
+    z0: list[int] = []
+    z1: list[int] = []
+    for tag, i1, i2, j1, j2 in Levenshtein.opcodes(x0, x1):
+        if tag == "delete":
+            z0 += x0[i1:i2]
+            z1 += [BLANK] * (i2 - i1)
+        elif tag == "insert":
+            z0 += [BLANK] * (j2 - j1)
+            z1 += x1[j1:j2]
+        else:  # equal, replace: blocks of the same length
+            z0 += x0[i1:i2]
+            z1 += x1[j1:j2]
+    return z0, z1
+
+
+def couple_noise(
+    x0: torch.Tensor,
+    x1: torch.Tensor,
+    gaps: Gaps = "random",
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Closed-form optimal alignment for an x0 that holds no real tokens, in O(n + m).
+
+    The shorter side's tokens fill the non-gap columns in order; the |n - m| gap columns are
+    placed by ``gaps`` (see the module docstring).
+
+    Args:
+        x0: (n,) long. x1: (m,) long.
+
+    Returns:
+        (z0, z1): (max(n, m),) long each.
+    """
+    n, m = len(x0), len(x1)
+    k, g = max(n, m), abs(n - m)
+    if g == 0:
+        return x0.clone(), x1.clone()
+    gap = torch.zeros(k, dtype=torch.bool)
+    if gaps == "left":
+        gap[:g] = True
+    elif gaps == "right":
+        gap[k - g :] = True
+    elif gaps == "random":
+        gap[torch.randperm(k, generator=generator)[:g]] = True
+    else:
+        raise ValueError(f"gaps must be 'random', 'left' or 'right', got {gaps!r}")
+    short, long_ = (x0, x1) if n < m else (x1, x0)
+    filled = torch.full((k,), BLANK, dtype=torch.long)
+    filled[~gap] = short
+    return (filled, long_.clone()) if n < m else (long_.clone(), filled)
+
+
+@dataclass
+class AlignedBatch:
+    """A padded batch of alignments.
+
+    Attributes:
+        z0, z1: (B, K) long, BLANK at gaps and at padding columns.
+        frozen: (B,) long, the number of leading frozen columns (anchor + prompt) of each row;
+            they are keeps (z0 == z1) and never edited.
+    """
+
+    z0: torch.Tensor
+    z1: torch.Tensor
+    frozen: torch.Tensor
+
+
+def align_batch(
+    x0s: Sequence[Sequence[int] | torch.Tensor],
+    x1s: Sequence[Sequence[int] | torch.Tensor],
+    frozen: Sequence[int] | None = None,
+    coupling: Coupling = "optimal",
+    gaps: Gaps = "random",
+    generator: torch.Generator | None = None,
+) -> AlignedBatch:
+    """Align a batch of (x0, x1) pairs after their frozen prefixes and pad the result.
+
+    Args:
+        x0s, x1s: B sequences each. ``x0s[i][:frozen[i]]`` must equal ``x1s[i][:frozen[i]]``.
+        frozen: B prefix lengths (anchor + prompt), default 1 (the anchor alone).
+        coupling: ``"optimal"`` (``align``, for any x0) or ``"noise"`` (``couple_noise``, for
+            x0 that holds no real tokens: empty, masks, uniform).
+        gaps: gap placement of the ``"noise"`` coupling.
+
+    Raises:
+        ValueError: mismatched batch sizes, a frozen length out of range, or prefixes that differ.
+    """
+    if len(x0s) != len(x1s):
+        raise ValueError(f"align_batch: {len(x0s)} x0 sequences but {len(x1s)} x1 sequences")
+    if coupling not in ("optimal", "noise"):
+        raise ValueError(f"coupling must be 'optimal' or 'noise', got {coupling!r}")
+    frozen = [1] * len(x0s) if frozen is None else list(frozen)
+    if len(frozen) != len(x0s):
+        raise ValueError(f"align_batch: {len(frozen)} frozen lengths for {len(x0s)} pairs")
+    rows0, rows1 = [], []
+    for i, (a, b, f) in enumerate(zip(x0s, x1s, frozen)):
+        a, b = torch.as_tensor(a, dtype=torch.long), torch.as_tensor(b, dtype=torch.long)
+        if not 0 <= f <= min(len(a), len(b)):
+            raise ValueError(
+                f"pair {i}: frozen length {f} exceeds a sequence (x0 {len(a)}, x1 {len(b)})"
+            )
+        if not torch.equal(a[:f], b[:f]):
+            raise ValueError(f"pair {i}: the frozen prefix of x0 differs from that of x1")
+        if coupling == "noise":
+            s0, s1 = couple_noise(a[f:], b[f:], gaps, generator)
+        else:
+            s0, s1 = (
+                torch.tensor(z, dtype=torch.long) for z in align(a[f:].tolist(), b[f:].tolist())
+            )
+        rows0.append(torch.cat([a[:f], s0]))
+        rows1.append(torch.cat([b[:f], s1]))
+    pad = torch.nn.utils.rnn.pad_sequence
+    return AlignedBatch(
+        z0=pad(rows0, batch_first=True, padding_value=BLANK),
+        z1=pad(rows1, batch_first=True, padding_value=BLANK),
+        frozen=torch.tensor(frozen, dtype=torch.long),
+    )

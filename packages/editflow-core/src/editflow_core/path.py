@@ -1,0 +1,171 @@
+"""Sampling the training path z_t and its remaining edits (METHOD.md section 2).
+
+Given aligned (z0, z1) columns and a time t per row, each column independently takes z1's
+value with probability kappa(t), else z0's: that is z_t, and x_t = strip_blanks(z_t). Every
+column with z_t[j] != z1[j] is a remaining edit. With p = the number of tokens of z_t before
+column j (an exclusive cumsum over the non-blank mask):
+
+    z_t[j] == BLANK   -> insertion of z1[j] after x_t position p - 1
+    z1[j]  == BLANK   -> deletion of x_t position p
+    otherwise         -> substitution of x_t position p by z1[j]
+
+Everything is tensor ops over the padded (B, K) batch; no Python loop over rows or columns.
+
+Token rows. Several insertions often target the same gap (at small t most of a long x1 is
+inserted into a few gaps), so the path lists the *unique* (row, position) pairs that hold an
+insertion (``ins_rows``) or a substitution (``sub_rows``), and each edit points at its row. A
+model computes token logits at those rows only: (R, V) instead of (B, L, V) per head.
+
+Extension points: ``kappa`` may be given per column (localized paths, paper appendix C).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .alignment import BLANK, AlignedBatch
+from .protocol import DEL, INS, SUB
+from .scheduler import Scheduler
+
+
+@dataclass
+class PathSample:
+    """One draw of the path for a batch.
+
+    Attributes:
+        x_t: (B, L) long, right-padded with ``pad_token_id``.
+        attention_mask: (B, L) bool, True on real tokens.
+        t: (B,) float, the time of each row.
+        frozen: (B,) long, the number of leading frozen tokens of each row (anchor + prompt).
+        rate_mask: (B, L, 3) bool, the rates that take part in the outflow term: none at
+            padding, no deletion or substitution at frozen tokens, insertion only from the last
+            frozen token on (that gap is where a response starts).
+        ins_rows, sub_rows: (R_ins,), (R_sub,) long, sorted unique flat indices ``b * L + i`` of
+            the positions that hold a remaining insertion / substitution.
+        edit_batch, edit_pos, edit_op, edit_token: (E,) long, the remaining edits: row, x_t
+            position, type (INS / DEL / SUB) and target token (BLANK for deletions).
+        edit_row: (E,) long, index of each edit's position in ``ins_rows`` (insertions) or
+            ``sub_rows`` (substitutions); -1 for deletions.
+        target_len: (B,) long, the number of non-frozen tokens of x1 (for normalisation).
+    """
+
+    x_t: torch.Tensor
+    attention_mask: torch.Tensor
+    t: torch.Tensor
+    frozen: torch.Tensor
+    rate_mask: torch.Tensor
+    ins_rows: torch.Tensor
+    sub_rows: torch.Tensor
+    edit_batch: torch.Tensor
+    edit_pos: torch.Tensor
+    edit_op: torch.Tensor
+    edit_token: torch.Tensor
+    edit_row: torch.Tensor
+    target_len: torch.Tensor
+
+    def edit_counts(self) -> dict[str, int]:
+        """Numbers of remaining insertions, deletions and substitutions in the batch."""
+        counts = torch.bincount(self.edit_op, minlength=3).tolist()
+        return {"ins": counts[INS], "del": counts[DEL], "sub": counts[SUB]}
+
+
+def rate_mask(attention_mask: torch.Tensor, frozen: torch.Tensor) -> torch.Tensor:
+    """Which rates a sampler may use: (B, L) mask, (B,) frozen counts -> (B, L, 3) bool.
+
+    Insertions from position frozen - 1 on (after the last frozen token); deletions and
+    substitutions from position frozen on; nothing at padding.
+    """
+    pos = torch.arange(attention_mask.shape[1], device=attention_mask.device)[None]  # (1, L)
+    real = attention_mask.bool()
+    ins = real & (pos >= frozen[:, None] - 1)
+    edit = real & (pos >= frozen[:, None])
+    return torch.stack([ins, edit, edit], dim=-1)  # (B, L, 3)
+
+
+def sample_time(
+    batch_size: int, t_eps: float = 1e-3, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """t ~ U[0, 1 - t_eps] per row: (B,) float. w(t) diverges at 1, hence the epsilon."""
+    return torch.rand(batch_size, generator=generator) * (1.0 - t_eps)
+
+
+def sample_path(
+    batch: AlignedBatch,
+    scheduler: Scheduler,
+    t: torch.Tensor | None = None,
+    *,
+    t_eps: float = 1e-3,
+    kappa: torch.Tensor | None = None,
+    pad_token_id: int = 0,
+    generator: torch.Generator | None = None,
+) -> PathSample:
+    """Draw z_t for every row and list the remaining edits.
+
+    Args:
+        batch: aligned (z0, z1) columns, (B, K) each, with frozen prefix lengths (>= 1: the
+            anchor is always frozen, so every insertion has a position to follow).
+        scheduler: gives kappa(t).
+        t: (B,) times; drawn from U[0, 1 - t_eps] when ``None``.
+        kappa: optional (B, K) per-column probability of holding z1 (overrides the scheduler,
+            for localized paths).
+        pad_token_id: the id written into x_t's padding.
+        generator: source of randomness.
+
+    Returns:
+        A ``PathSample``.
+    """
+    z0, z1, frozen = batch.z0, batch.z1, batch.frozen
+    if z0.shape != z1.shape or z0.dim() != 2:
+        raise ValueError(
+            f"z0 and z1 must be (B, K) of one shape, got {tuple(z0.shape)} and {tuple(z1.shape)}"
+        )
+    if (frozen < 1).any():
+        raise ValueError("every row needs at least one frozen column (the anchor)")
+    B, K = z0.shape
+    t = sample_time(B, t_eps, generator) if t is None else t.float()
+    if kappa is None:
+        kappa = scheduler.kappa(t)[:, None].expand(B, K)
+    col = torch.arange(K)[None]  # (1, K)
+    take1 = (torch.rand(B, K, generator=generator) < kappa) | (col < frozen[:, None])
+    zt = torch.where(take1, z1, z0)  # (B, K)
+
+    real = zt != BLANK  # (B, K)
+    before = real.cumsum(1) - real.long()  # tokens of z_t before each column
+    lengths = real.sum(1)  # (B,)
+    L = int(lengths.max())
+    x_t = torch.full((B, L), pad_token_id, dtype=torch.long)
+    rb, rc = real.nonzero(as_tuple=True)
+    x_t[rb, before[rb, rc]] = zt[rb, rc]
+    attention_mask = torch.arange(L)[None] < lengths[:, None]  # (B, L)
+
+    eb, ec = (zt != z1).nonzero(as_tuple=True)  # (E,) each, row-major
+    is_ins = zt[eb, ec] == BLANK
+    is_del = z1[eb, ec] == BLANK
+    op = torch.full_like(eb, SUB)
+    op[is_ins], op[is_del] = INS, DEL
+    pos = before[eb, ec] - is_ins.long()
+    flat = eb * L + pos
+    ins_rows, ins_inv = torch.unique(flat[is_ins], return_inverse=True)
+    is_sub = op == SUB
+    sub_rows, sub_inv = torch.unique(flat[is_sub], return_inverse=True)
+    row = torch.full_like(eb, -1)
+    row[is_ins], row[is_sub] = ins_inv, sub_inv
+
+    target_len = (z1 != BLANK).sum(1) - frozen
+    return PathSample(
+        x_t=x_t,
+        attention_mask=attention_mask,
+        t=t,
+        frozen=frozen,
+        rate_mask=rate_mask(attention_mask, frozen),
+        ins_rows=ins_rows,
+        sub_rows=sub_rows,
+        edit_batch=eb,
+        edit_pos=pos,
+        edit_op=op,
+        edit_token=z1[eb, ec],
+        edit_row=row,
+        target_len=target_len,
+    )

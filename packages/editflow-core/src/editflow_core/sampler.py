@@ -1,0 +1,469 @@
+"""Batched tau-leaping sampler for Edit Flow models (METHOD.md section 7).
+
+Each sequence starts as its frozen prefix (anchor + prompt) followed by x0 tokens, at t = 0,
+and advances by h = 1 / steps per step. One forward pass serves the whole padded batch; then,
+at every position i with intensity w(t) * lam_hat[i]:
+
+    P(insertion after i fires)      = 1 - exp(-h w lam_ins[i])
+    P(deletion or substitution)     = 1 - exp(-h w (lam_del[i] + lam_sub[i]))
+    P(deletion | one of the two)    = lam_del[i] / (lam_del[i] + lam_sub[i])
+
+Inserted and substituting tokens are drawn from Q_ins[i] / Q_sub[i]; every fired edit is
+applied at once, left to right. Frozen positions get no deletion or substitution and
+insertions only after the last frozen token (``path.rate_mask``, shared with training).
+
+Design decisions:
+- Batch invariance. Each sequence owns a ``torch.Generator`` (seeded per request) and draws
+  its uniforms for its own positions only, so a sequence's result is the same whether it runs
+  alone or in any batch (given a model whose rows do not interact across the batch).
+- Continuous batching. ``BatchSampler`` holds the running batch: ``add`` queues a sequence,
+  ``step`` admits queued ones, runs one forward + one leap for everybody, and returns the
+  sequences that finished. Each sequence keeps its own steps, temperature, top-k/p, cap, seed.
+- Forward reuse. If no edit fired anywhere in the last step, the batch did not change and the
+  model ignores t (``model.time_conditioned`` is False), the last forward is reused.
+- Stopping. A sequence finishes after ``steps`` steps, or early when no edit fired for
+  ``idle_stop_steps`` consecutive steps once t >= ``idle_stop_after``. Its completion is cut at
+  the first EOS. The length cap drops the rightmost insertions of a step that would exceed it.
+- Extension points for the paper's extras (classifier-free guidance, reverse rates for
+  self-correction): they change ``rates`` / logits between the forward and ``_leap``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .path import rate_mask
+from .protocol import DEL, INS, SUB, EditFlowModel, EditFlowOutput
+from .scheduler import Scheduler
+from .token_sampling import sample_tokens
+
+OP_NAMES = {INS: "ins", DEL: "del", SUB: "sub"}
+
+
+@dataclass
+class SamplingParams:
+    """Per-sequence settings.
+
+    Attributes:
+        steps: number of tau-leaping steps (h = 1 / steps).
+        temperature: for Q; 0 means greedy.
+        top_k: keep the k most likely tokens (0 = all).
+        top_p: nucleus mass to keep (1 = all).
+        max_new_tokens: cap on the number of tokens after the frozen prefix.
+        seed: seed of this sequence's generator (``None``: drawn from torch's global RNG).
+        trace: record the per-step edit operations.
+        idle_stop_steps: finish early after this many consecutive steps without an edit, once
+            t >= ``idle_stop_after`` (0 disables).
+        idle_stop_after: see ``idle_stop_steps``.
+    """
+
+    steps: int = 64
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    seed: int | None = None
+    trace: bool = False
+    idle_stop_steps: int = 0
+    idle_stop_after: float = 0.9
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first invalid field."""
+        checks = [
+            ("steps", self.steps >= 1, "an integer >= 1"),
+            (
+                "temperature",
+                math.isfinite(self.temperature) and self.temperature >= 0,
+                "a number >= 0",
+            ),
+            ("top_k", self.top_k >= 0, "an integer >= 0"),
+            ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
+            ("max_new_tokens", self.max_new_tokens >= 1, "an integer >= 1"),
+            ("idle_stop_steps", self.idle_stop_steps >= 0, "an integer >= 0"),
+            ("idle_stop_after", 0 <= self.idle_stop_after <= 1, "in [0, 1]"),
+        ]
+        for name, ok, what in checks:
+            if not ok:
+                raise ValueError(
+                    f"sampling parameter {name} must be {what}, got {getattr(self, name)!r}"
+                )
+
+
+@dataclass
+class EditOp:
+    """One applied edit, in the coordinates of the sequence before the step.
+
+    ``op`` is "ins" (``token`` inserted after ``pos``), "del" (``old`` at ``pos`` removed) or
+    "sub" (``old`` at ``pos`` replaced by ``token``).
+    """
+
+    op: str
+    pos: int
+    token: int | None
+    old: int | None
+
+
+@dataclass
+class TraceStep:
+    """The edits of one step of one sequence, at time ``t`` (before the step)."""
+
+    step: int
+    t: float
+    edits: list[EditOp]
+
+
+@dataclass
+class GenerationResult:
+    """A finished sequence.
+
+    Attributes:
+        key: the caller's key given to ``add``.
+        tokens: the final sequence, frozen prefix included (before EOS truncation).
+        completion: the tokens after the frozen prefix, cut at the first EOS.
+        finish_reason: "stop" (ran its steps, or EOS) or "length" (the cap was hit).
+        steps: steps taken. forward_passes: forwards computed for it (reused ones excluded).
+        n_ins, n_del, n_sub: edits applied.
+        trace: per-step edits when ``params.trace``.
+    """
+
+    key: Any
+    tokens: list[int]
+    completion: list[int]
+    finish_reason: str
+    steps: int
+    forward_passes: int
+    n_ins: int
+    n_del: int
+    n_sub: int
+    trace: list[TraceStep] | None = None
+
+
+@dataclass
+class _Row:
+    key: Any
+    params: SamplingParams
+    generator: torch.Generator
+    frozen: int
+    step: int = 0
+    idle: int = 0
+    forward_passes: int = 0
+    counts: list[int] = field(default_factory=lambda: [0, 0, 0])
+    capped: bool = False
+    trace: list[TraceStep] | None = None
+
+    @property
+    def t(self) -> float:
+        return self.step / self.params.steps
+
+
+class BatchSampler:
+    """Runs many sequences through the CTMC together, admitting and retiring them per step.
+
+    Args:
+        model: an ``EditFlowModel`` callable.
+        scheduler: the kappa scheduler the model was trained with.
+        pad_token_id: id written into padding.
+        eos_token_id: completions are cut at its first occurrence (``None``: no EOS).
+        max_length: hard cap on a whole sequence (prefix included), e.g. the model's context.
+        banned_token_ids: ids Q never draws (padding, BOS, mask...).
+        time_conditioned: whether the model reads t; default ``model.time_conditioned`` if it
+            has the attribute, else True (which disables forward reuse).
+        device: where the batch lives; default the CPU.
+    """
+
+    def __init__(
+        self,
+        model: EditFlowModel,
+        scheduler: Scheduler,
+        *,
+        pad_token_id: int = 0,
+        eos_token_id: int | None = None,
+        max_length: int | None = None,
+        banned_token_ids: Sequence[int] = (),
+        time_conditioned: bool | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        self.model = model
+        self.scheduler = scheduler
+        self.pad_token_id = pad_token_id
+        self.eos_token_id = eos_token_id
+        self.max_length = max_length
+        self.banned = torch.tensor(sorted(set(banned_token_ids)), dtype=torch.long)
+        if time_conditioned is None:
+            time_conditioned = bool(getattr(model, "time_conditioned", True))
+        self.time_conditioned = time_conditioned
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.ids = torch.empty(0, 0, dtype=torch.long, device=self.device)  # (B, L)
+        self.lengths = torch.empty(0, dtype=torch.long, device=self.device)  # (B,)
+        self.rows: list[_Row] = []
+        self.pending: list[tuple[_Row, torch.Tensor]] = []
+        self._last: EditFlowOutput | None = None
+        self.forward_passes = 0
+
+    # ---------------------------------------------------------------- queue
+    def add(
+        self,
+        prefix: Sequence[int],
+        x0: Sequence[int] = (),
+        params: SamplingParams | None = None,
+        key: Any = None,
+    ) -> None:
+        """Queue a sequence; it joins the batch at the next ``step``.
+
+        Args:
+            prefix: the frozen tokens: the anchor (BOS) and any prompt; at least one token.
+            x0: the initial tokens after the prefix (from the model's x0 sampler).
+            params: its settings (default ``SamplingParams()``).
+            key: any value, returned in its ``GenerationResult``.
+        """
+        params = params or SamplingParams()
+        params.validate()
+        if len(prefix) < 1:
+            raise ValueError("prefix must hold at least the anchor token")
+        tokens = torch.tensor([*prefix, *x0], dtype=torch.long)
+        cap = self._cap(len(prefix), params)
+        if len(tokens) > cap:
+            raise ValueError(f"prefix + x0 is {len(tokens)} tokens, more than the cap of {cap}")
+        gen = torch.Generator()
+        gen.manual_seed(params.seed if params.seed is not None else int(torch.randint(2**62, (1,))))
+        row = _Row(key, params, gen, len(prefix), trace=[] if params.trace else None)
+        self.pending.append((row, tokens))
+
+    def cancel(self, key: Any) -> bool:
+        """Drop the sequence with this key (queued or running); True if it was found."""
+        for i, (row, _) in enumerate(self.pending):
+            if row.key == key:
+                del self.pending[i]
+                return True
+        for i, row in enumerate(self.rows):
+            if row.key == key:
+                self._keep([j for j in range(len(self.rows)) if j != i])
+                return True
+        return False
+
+    @property
+    def num_running(self) -> int:
+        return len(self.rows)
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.rows or self.pending)
+
+    def _cap(self, frozen: int, params: SamplingParams) -> int:
+        cap = frozen + params.max_new_tokens
+        return min(cap, self.max_length) if self.max_length is not None else cap
+
+    # ---------------------------------------------------------------- batch bookkeeping
+    def _admit(self) -> None:
+        if not self.pending:
+            return
+        new = [tokens for _, tokens in self.pending]
+        width = max([self.ids.shape[1], *map(len, new)])
+        ids = torch.full(
+            (len(self.rows) + len(new), width),
+            self.pad_token_id,
+            dtype=torch.long,
+            device=self.device,
+        )
+        ids[: len(self.rows), : self.ids.shape[1]] = self.ids
+        for i, tokens in enumerate(new):
+            ids[len(self.rows) + i, : len(tokens)] = tokens.to(self.device)
+        lengths = torch.tensor([len(tk) for tk in new], dtype=torch.long, device=self.device)
+        self.ids, self.lengths = ids, torch.cat([self.lengths, lengths])
+        self.rows += [row for row, _ in self.pending]
+        self.pending.clear()
+        self._last = None
+
+    def _keep(self, keep: list[int]) -> None:
+        index = torch.tensor(keep, dtype=torch.long, device=self.device)
+        self.rows = [self.rows[i] for i in keep]
+        self.lengths = self.lengths[index]
+        width = int(self.lengths.max()) if keep else 0
+        self.ids = self.ids[index, :width]
+        self._last = None
+
+    # ---------------------------------------------------------------- stepping
+    def step(self) -> list[GenerationResult]:
+        """Admit queued sequences, run one forward and one tau-leap, retire finished ones.
+
+        Returns:
+            the sequences that finished in this step.
+        """
+        self._admit()
+        if not self.rows:
+            return []
+        B, L = self.ids.shape
+        mask = torch.arange(L, device=self.device)[None] < self.lengths[:, None]  # (B, L)
+        t = torch.tensor([r.t for r in self.rows], dtype=torch.float32, device=self.device)  # (B,)
+        if self._last is None or self.time_conditioned:
+            with torch.no_grad():
+                self._last = self.model(self.ids, mask, t)
+            self.forward_passes += 1
+            for r in self.rows:
+                r.forward_passes += 1
+        fired_any = self._leap(self._last, mask, t)
+        if fired_any:
+            self._last = None
+        return self._retire()
+
+    def _uniforms(self, L: int) -> torch.Tensor:
+        """(5, B, L) uniforms: fire-ins, fire-del/sub, del-vs-sub, ins token, sub token.
+
+        Row b's draws come from its own generator and cover its own positions only.
+        """
+        u = torch.ones(5, len(self.rows), L)
+        for b, (r, n) in enumerate(zip(self.rows, self.lengths.tolist())):
+            u[:, b, :n] = torch.rand(5, n, generator=r.generator)
+        return u.to(self.device)
+
+    def _settings(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        p = [self.rows[b].params for b in rows.tolist()]
+        dev = self.device
+        return (
+            torch.tensor([x.temperature for x in p], dtype=torch.float32, device=dev),
+            torch.tensor([x.top_k for x in p], dtype=torch.long, device=dev),
+            torch.tensor([x.top_p for x in p], dtype=torch.float32, device=dev),
+        )
+
+    def _draw(
+        self, logits: torch.Tensor, b: torch.Tensor, i: torch.Tensor, u: torch.Tensor
+    ) -> torch.Tensor:
+        """Tokens for the fired positions (b, i): (N,) long."""
+        rows = logits[b, i].float()  # (N, V)
+        if len(self.banned):
+            rows[:, self.banned.to(rows.device)] = float("-inf")
+        return sample_tokens(rows, u, *self._settings(b))
+
+    def _leap(self, out: EditFlowOutput, mask: torch.Tensor, t: torch.Tensor) -> bool:
+        """Fire and apply one step of edits for every row; returns whether any edit fired."""
+        B, L = self.ids.shape
+        frozen = torch.tensor([r.frozen for r in self.rows], dtype=torch.long, device=self.device)
+        h = torch.tensor([1.0 / r.params.steps for r in self.rows], device=self.device)
+        lam = out.rates.float() * rate_mask(mask, frozen)  # (B, L, 3)
+        scale = (h * self.scheduler.weight(t))[:, None]  # (B, 1)
+        u = self._uniforms(L)
+        ins = u[0] < -torch.expm1(-scale * lam[..., INS])  # (B, L)
+        ds_rate = lam[..., DEL] + lam[..., SUB]
+        ds = u[1] < -torch.expm1(-scale * ds_rate)
+        dele = ds & (u[2] * ds_rate < lam[..., DEL])
+        sub = ds & ~dele
+
+        # Length cap: drop the rightmost insertions that would exceed it.
+        caps = torch.tensor([self._cap(r.frozen, r.params) for r in self.rows], device=self.device)
+        room = caps - (self.lengths - dele.sum(1))  # (B,)
+        over = ins & (ins.long().cumsum(1) > room[:, None])
+        capped = over.any(1)
+        ins &= ~over
+
+        new_ids = self.ids.clone()
+        sb, si = sub.nonzero(as_tuple=True)
+        new_ids[sb, si] = self._draw(out.sub_logits, sb, si, u[4, sb, si])
+        ib, ii = ins.nonzero(as_tuple=True)
+        ins_tok = torch.full_like(self.ids, self.pad_token_id)
+        ins_tok[ib, ii] = self._draw(out.ins_logits, ib, ii, u[3, ib, ii])
+
+        keep = mask & ~dele
+        width = keep.long() + ins.long()  # tokens each position emits: (B, L)
+        start = width.cumsum(1) - width
+        new_len = width.sum(1)
+        out_ids = torch.full(
+            (B, max(int(new_len.max()), 1)), self.pad_token_id, dtype=torch.long, device=self.device
+        )
+        kb, ki = keep.nonzero(as_tuple=True)
+        out_ids[kb, start[kb, ki]] = new_ids[kb, ki]
+        out_ids[ib, start[ib, ii] + keep[ib, ii].long()] = ins_tok[ib, ii]
+
+        self._record(ins, dele, sub, ins_tok, new_ids, capped)
+        self.ids, self.lengths = out_ids, new_len
+        return bool(len(ib) or len(sb) or dele.any())
+
+    def _record(self, ins, dele, sub, ins_tok, new_ids, capped) -> None:
+        counts = torch.stack([ins.sum(1), dele.sum(1), sub.sum(1)], 1).tolist()  # (B, 3)
+        capped = capped.tolist()
+        for b, r in enumerate(self.rows):
+            if r.trace is not None:
+                r.trace.append(
+                    TraceStep(r.step, r.t, self._edits(b, ins, dele, sub, ins_tok, new_ids))
+                )
+            r.counts = [a + c for a, c in zip(r.counts, counts[b])]
+            r.idle = 0 if sum(counts[b]) else r.idle + 1
+            r.capped |= capped[b]
+            r.step += 1
+
+    def _edits(self, b, ins, dele, sub, ins_tok, new_ids) -> list[EditOp]:
+        old = self.ids[b].tolist()
+        ops: list[EditOp] = []
+        for i in (ins[b] | dele[b] | sub[b]).nonzero().squeeze(1).tolist():
+            if dele[b, i]:
+                ops.append(EditOp("del", i, None, old[i]))
+            elif sub[b, i]:
+                ops.append(EditOp("sub", i, int(new_ids[b, i]), old[i]))
+            if ins[b, i]:
+                ops.append(EditOp("ins", i, int(ins_tok[b, i]), None))
+        return ops
+
+    def _done(self, r: _Row) -> bool:
+        p = r.params
+        if r.step >= p.steps:
+            return True
+        return p.idle_stop_steps > 0 and r.idle >= p.idle_stop_steps and r.t >= p.idle_stop_after
+
+    def _retire(self) -> list[GenerationResult]:
+        done = [b for b, r in enumerate(self.rows) if self._done(r)]
+        if not done:
+            return []
+        results = []
+        for b in done:
+            r = self.rows[b]
+            tokens = self.ids[b, : int(self.lengths[b])].tolist()
+            completion = tokens[r.frozen :]
+            reason = (
+                "length" if r.capped or len(tokens) >= self._cap(r.frozen, r.params) else "stop"
+            )
+            if self.eos_token_id is not None and self.eos_token_id in completion:
+                completion = completion[: completion.index(self.eos_token_id)]
+                reason = "stop"
+            results.append(
+                GenerationResult(
+                    key=r.key,
+                    tokens=tokens,
+                    completion=completion,
+                    finish_reason=reason,
+                    steps=r.step,
+                    forward_passes=r.forward_passes,
+                    n_ins=r.counts[INS],
+                    n_del=r.counts[DEL],
+                    n_sub=r.counts[SUB],
+                    trace=r.trace,
+                )
+            )
+        self._keep([b for b in range(len(self.rows)) if b not in set(done)])
+        return results
+
+    # ---------------------------------------------------------------- one-shot
+    def generate(
+        self,
+        prefixes: Sequence[Sequence[int]],
+        x0: Sequence[Sequence[int]] | None = None,
+        params: SamplingParams | Sequence[SamplingParams] | None = None,
+    ) -> list[GenerationResult]:
+        """Run a batch to completion; results come back in the order of ``prefixes``."""
+        n = len(prefixes)
+        x0 = x0 if x0 is not None else [()] * n
+        plist = list(params) if isinstance(params, Sequence) else [params or SamplingParams()] * n
+        if len(x0) != n or len(plist) != n:
+            raise ValueError(f"generate: {n} prefixes, {len(x0)} x0 and {len(plist)} params")
+        for i in range(n):
+            self.add(prefixes[i], x0[i], plist[i], key=("generate", i))
+        results: dict[int, GenerationResult] = {}
+        while len(results) < n:
+            for res in self.step():
+                results[res.key[1]] = res
+        for res in results.values():
+            res.key = None
+        return [results[i] for i in range(n)]

@@ -1,0 +1,209 @@
+"""The tau-leaping sampler driven by fake models of known rates."""
+
+import math
+
+import pytest
+import torch
+from editflow_core import BatchSampler, SamplingParams, make_scheduler, sample_tokens
+
+from .fakes import (
+    AnchorInsertModel,
+    ConstantModel,
+    OracleAppendModel,
+    OracleSubModel,
+    TokenDependentModel,
+)
+
+
+def test_insertion_count_follows_the_tau_leaping_law():
+    lam, steps, n = 0.5, 16, 3000
+    sched = make_scheduler("linear", max_weight=20.0)
+    sampler = BatchSampler(AnchorInsertModel(lam), sched)
+    res = sampler.generate(
+        [[1]] * n,
+        params=[SamplingParams(steps=steps, seed=i, max_new_tokens=100) for i in range(n)],
+    )
+    counts = torch.tensor([len(r.tokens) - 1 for r in res], dtype=torch.float64)
+    h = 1 / steps
+    p = [1 - math.exp(-h * float(sched.weight(torch.tensor(k * h))) * lam) for k in range(steps)]
+    mean, var = sum(p), sum(q * (1 - q) for q in p)
+    assert abs(counts.mean().item() - mean) < 4 * math.sqrt(var / n)
+    assert abs(counts.var().item() - var) < 0.15 * var
+    assert all(r.n_ins == len(r.tokens) - 1 and r.n_del == r.n_sub == 0 for r in res)
+
+
+def test_one_hot_substitution_model_reproduces_a_known_text():
+    target = [1, 7, 3, 9, 4, 4, 2, 8]
+    mask = 11
+    sampler = BatchSampler(OracleSubModel(target, vocab=12), make_scheduler("cubic"))
+    res = sampler.generate(
+        [[1]] * 4, x0=[[mask] * 7] * 4, params=SamplingParams(steps=64, seed=0, temperature=0.7)
+    )
+    for r in res:
+        assert r.tokens == target
+        assert r.n_sub == 7 and r.n_ins == r.n_del == 0
+
+
+def test_one_hot_insertion_model_writes_text_left_to_right():
+    target = [1, 5, 6, 7, 8, 9, 10]
+    sampler = BatchSampler(OracleAppendModel(target, vocab=12), make_scheduler("linear"))
+    (r,) = sampler.generate([[1]], params=SamplingParams(steps=40, seed=3))
+    assert r.tokens == target and r.completion == target[1:]
+
+
+def test_frozen_prompt_is_never_edited():
+    model = ConstantModel(vocab=12, ins=3.0, dele=3.0, sub=3.0)
+    sampler = BatchSampler(model, make_scheduler("cubic"))
+    prompts = [[1, 4, 4, 9], [1, 2], [1, 3, 3, 3, 3, 3]]
+    res = sampler.generate(
+        prompts,
+        x0=[[5, 5]] * 3,
+        params=SamplingParams(steps=30, seed=1, trace=True, max_new_tokens=40),
+    )
+    for prompt, r in zip(prompts, res):
+        assert r.tokens[: len(prompt)] == prompt
+        assert r.n_ins + r.n_del + r.n_sub > 0
+        for step in r.trace:
+            for e in step.edits:
+                assert e.pos >= (len(prompt) - 1 if e.op == "ins" else len(prompt))
+
+
+def test_batch_results_equal_per_sequence_results_under_the_same_seeds():
+    prompts = [[1], [1, 3, 4], [1, 2, 2, 2, 2, 6], [1, 9]]
+    x0 = [[11] * 3, [], [11] * 5, [11]]
+    params = [
+        SamplingParams(
+            steps=25,
+            seed=10 + i,
+            trace=True,
+            temperature=[1.0, 0.5, 0.0, 1.3][i],
+            top_k=[0, 3, 0, 0][i],
+            top_p=[1.0, 1.0, 1.0, 0.8][i],
+            max_new_tokens=30,
+        )
+        for i in range(4)
+    ]
+    model = TokenDependentModel(vocab=12, ins=1.5, dele=0.7, sub=1.0)
+    batch = BatchSampler(model, make_scheduler("cubic")).generate(prompts, x0, params)
+    for i in range(4):
+        (alone,) = BatchSampler(model, make_scheduler("cubic")).generate(
+            [prompts[i]], [x0[i]], [params[i]]
+        )
+        assert alone.tokens == batch[i].tokens
+        assert alone.trace == batch[i].trace
+    assert len({tuple(r.tokens) for r in batch}) == 4
+
+
+def test_a_sequence_that_joins_mid_run_gets_its_solo_result():
+    model = TokenDependentModel(vocab=12, ins=1.5, dele=0.7, sub=1.0)
+    p = SamplingParams(steps=20, seed=42, max_new_tokens=30)
+    (alone,) = BatchSampler(model, make_scheduler("cubic")).generate([[1, 5]], [[11, 11]], [p])
+    s = BatchSampler(model, make_scheduler("cubic"))
+    s.add([1], [11] * 4, SamplingParams(steps=30, seed=1), key="early")
+    for _ in range(7):
+        s.step()
+    s.add([1, 5], [11, 11], p, key="late")
+    results = {}
+    while s.has_work:
+        for r in s.step():
+            results[r.key] = r
+    assert results["late"].tokens == alone.tokens
+    assert results["early"].steps == 30
+
+
+def test_length_cap_and_finish_reason():
+    model = ConstantModel(vocab=12, ins=50.0)
+    res = BatchSampler(model, make_scheduler("linear")).generate(
+        [[1, 2]], params=SamplingParams(steps=10, seed=0, max_new_tokens=6)
+    )
+    assert len(res[0].completion) == 6 and res[0].finish_reason == "length"
+    res = BatchSampler(model, make_scheduler("linear"), max_length=5).generate(
+        [[1, 2]], params=SamplingParams(steps=10, seed=0)
+    )
+    assert len(res[0].tokens) == 5 and res[0].finish_reason == "length"
+
+
+def test_completion_is_cut_at_eos():
+    target = [1, 5, 6, 3, 8, 9]
+    sampler = BatchSampler(
+        OracleAppendModel(target, vocab=12), make_scheduler("linear"), eos_token_id=3
+    )
+    (r,) = sampler.generate([[1]], params=SamplingParams(steps=40, seed=3, max_new_tokens=5))
+    assert r.tokens == target and r.completion == [5, 6] and r.finish_reason == "stop"
+
+
+def test_forward_is_reused_only_when_nothing_changed_and_t_is_ignored():
+    still = ConstantModel(vocab=6)
+    BatchSampler(still, make_scheduler("linear")).generate(
+        [[1, 2]], params=SamplingParams(steps=12, seed=0)
+    )
+    assert still.calls == 1
+    timed = ConstantModel(vocab=6, time_conditioned=True)
+    (r,) = BatchSampler(timed, make_scheduler("linear")).generate(
+        [[1, 2]], params=SamplingParams(steps=12, seed=0)
+    )
+    assert timed.calls == 12 and r.forward_passes == 12
+    busy = ConstantModel(vocab=6, sub=40.0)
+    BatchSampler(busy, make_scheduler("linear")).generate(
+        [[1]], [[2, 3]], params=SamplingParams(steps=12, seed=0)
+    )
+    assert busy.calls == 12
+
+
+def test_idle_stop_ends_late_quiet_sequences_early():
+    p = SamplingParams(steps=100, seed=0, idle_stop_steps=5, idle_stop_after=0.5)
+    (r,) = BatchSampler(ConstantModel(vocab=6), make_scheduler("linear")).generate(
+        [[1, 2]], params=p
+    )
+    assert r.steps == 50
+    (r,) = BatchSampler(ConstantModel(vocab=6), make_scheduler("linear")).generate(
+        [[1, 2]], params=SamplingParams(steps=100)
+    )
+    assert r.steps == 100
+
+
+def test_bad_params_and_prefix_are_rejected():
+    s = BatchSampler(ConstantModel(), make_scheduler("linear"))
+    with pytest.raises(ValueError, match="top_p"):
+        s.add([1], params=SamplingParams(top_p=0.0))
+    with pytest.raises(ValueError, match="steps"):
+        s.add([1], params=SamplingParams(steps=0))
+    with pytest.raises(ValueError, match="anchor"):
+        s.add([])
+    with pytest.raises(ValueError, match="cap"):
+        s.add([1], [2] * 10, SamplingParams(max_new_tokens=4))
+
+
+def test_cancel_removes_a_running_sequence():
+    s = BatchSampler(ConstantModel(ins=1.0), make_scheduler("linear"))
+    s.add([1], params=SamplingParams(steps=50, seed=0), key="a")
+    s.add([1], params=SamplingParams(steps=5, seed=0), key="b")
+    s.step()
+    assert s.cancel("a") and not s.cancel("zzz")
+    done = []
+    while s.has_work:
+        done += [r.key for r in s.step()]
+    assert done == ["b"]
+
+
+def test_sample_tokens_filters():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]])).expand(4000, 4)
+    u = torch.rand(4000, generator=torch.Generator().manual_seed(0))
+    one = torch.ones(4000)
+    free = sample_tokens(logits, u, one, torch.zeros(4000, dtype=torch.long), one)
+    freq = torch.bincount(free, minlength=4).float() / 4000
+    assert torch.allclose(freq, torch.tensor([0.5, 0.3, 0.15, 0.05]), atol=0.03)
+    top2 = sample_tokens(logits, u, one, torch.full((4000,), 2), one)
+    assert set(top2.tolist()) == {0, 1}
+    assert abs((top2 == 0).float().mean().item() - 0.5 / 0.8) < 0.03
+    nucleus = sample_tokens(
+        logits, u, one, torch.zeros(4000, dtype=torch.long), torch.full((4000,), 0.7)
+    )
+    assert set(nucleus.tolist()) == {0, 1}
+    greedy = sample_tokens(logits, u, torch.zeros(4000), torch.zeros(4000, dtype=torch.long), one)
+    assert (greedy == 0).all()
+    cold = sample_tokens(
+        logits, u, torch.full((4000,), 0.25), torch.zeros(4000, dtype=torch.long), one
+    )
+    want = torch.softmax(logits[0] / 0.25, -1)
+    assert torch.allclose(torch.bincount(cold, minlength=4).float() / 4000, want, atol=0.03)
