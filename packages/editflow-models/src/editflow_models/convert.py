@@ -51,20 +51,39 @@ def read_source_config(path: Path) -> dict:
     return read_json(path / "config.json")
 
 
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "tokenizer.model",
+    "spiece.model",
+)
+
+
+def load_tokenizer(src: Path):
+    """The tokenizer stored in ``src``, or None when it has none (transformers would otherwise
+    build an empty one from the config alone)."""
+    if not any((src / name).is_file() for name in _TOKENIZER_FILES):
+        return None
+    try:
+        return AutoTokenizer.from_pretrained(src)
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
 def save_tokenizer(src: Path, output: Path) -> str | None:
     """Save the source's tokenizer into ``output``; returns its class name, or None if absent."""
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(src)
-    except (OSError, ValueError, TypeError, KeyError):
+    tokenizer = load_tokenizer(src)
+    if tokenizer is None:
         return None
     tokenizer.save_pretrained(output)
     return type(tokenizer).__name__
 
 
 def _tokenizer_ids(src: Path) -> dict[str, int | None]:
-    try:
-        tok = AutoTokenizer.from_pretrained(src)
-    except (OSError, ValueError, TypeError, KeyError):
+    tok = load_tokenizer(src)
+    if tok is None:
         return {}
     anchor = tok.bos_token_id if tok.bos_token_id is not None else tok.cls_token_id
     return {
