@@ -115,3 +115,42 @@ def test_align_batch_errors():
         align_batch([[1]], [[1, 2]], [2])
     with pytest.raises(ValueError, match="coupling must be"):
         align_batch([[1]], [[1]], coupling="dp")
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 12), seqs, st.integers(1, 3)), min_size=1, max_size=6),
+    st.sampled_from(["random", "left", "right"]),
+    st.integers(0, 10**6),
+)
+@settings(max_examples=200, deadline=None)
+def test_batched_noise_coupling_is_optimal_and_matches_single_placement(rows, gaps, seed):
+    x0s, x1s, frozen = [], [], []
+    for n, b, f in rows:
+        prefix = list(range(100, 100 + f))
+        x0s.append(prefix + [99] * n)
+        x1s.append(prefix + b)
+        frozen.append(f)
+    out = align_batch(
+        x0s, x1s, frozen, coupling="noise", gaps=gaps, generator=torch.Generator().manual_seed(seed)
+    )
+    for i, f in enumerate(frozen):
+        z0, z1 = out.z0[i].tolist(), out.z1[i].tolist()
+        while z0 and z0[-1] == BLANK and z1[-1] == BLANK:
+            z0.pop(), z1.pop()
+        _check_alignment(x0s[i], x1s[i], z0, z1)
+        assert sum(a != b for a, b in zip(z0, z1)) == edit_distance(x0s[i], x1s[i])
+        if gaps != "random":
+            s0, s1 = couple_noise(
+                torch.tensor(x0s[i][f:], dtype=torch.long),
+                torch.tensor(x1s[i][f:], dtype=torch.long),
+                gaps,
+            )
+            assert z0[f:] == s0.tolist() and z1[f:] == s1.tolist()
+
+
+def test_batched_random_gaps_are_uniform():
+    x0s = [[1, 9, 9]] * 3000
+    x1s = [[1, 2, 3, 4, 5, 6, 7]] * 3000
+    out = align_batch(x0s, x1s, coupling="noise", generator=torch.Generator().manual_seed(0))
+    freq = (out.z0[:, 1:] == BLANK).float().mean(0)
+    assert torch.allclose(freq, torch.full((6,), 4 / 6), atol=0.03)
