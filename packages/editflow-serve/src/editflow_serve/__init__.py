@@ -1,1 +1,24 @@
-"""editflow-serve."""
+"""editflow-serve: an OpenAI-compatible server for Edit Flow models.
+
+``create_app(engine, settings)`` builds the FastAPI app; ``Engine`` runs step-level continuous
+batching in a background thread; ``editflow-serve`` (``cli.main``) launches it.
+"""
+
+from .app import create_app
+from .engine import Engine, EngineError, ModelInfo, QueueFull, SeqRequest, load_model
+from .metrics import Metrics
+from .serving import APIError, OpenAIServing, ServeSettings
+
+__all__ = [
+    "APIError",
+    "Engine",
+    "EngineError",
+    "Metrics",
+    "ModelInfo",
+    "OpenAIServing",
+    "QueueFull",
+    "SeqRequest",
+    "ServeSettings",
+    "create_app",
+    "load_model",
+]

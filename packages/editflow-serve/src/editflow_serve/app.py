@@ -1,0 +1,242 @@
+"""The app factory: routes, error envelope, body cap, CORS, metrics, engine lifespan.
+
+Design decisions:
+- Every non-2xx answer is the OpenAI envelope ``{"error": {message, type, param, code}}``.
+  FastAPI's 422 validation answer is replaced by 400 ``invalid_request_error`` whose ``param``
+  is the offending field (``messages[0].role``); unknown routes give 404, bad methods 405.
+- Request bodies are capped (``max_body_bytes``) by a small ASGI middleware before any parsing:
+  413 with the envelope, whether the size is announced or streamed in chunks.
+- The engine starts in the lifespan and loads the model in its own thread, so /health answers
+  503 "loading" at once; the lifespan's exit stops it after uvicorn has drained the requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .metrics import Metrics
+from .serving import APIError, ClientDisconnected, OpenAIServing, ServeSettings
+
+log = logging.getLogger("editflow_serve")
+
+
+def _error(
+    status: int,
+    message: str,
+    type: str = "invalid_request_error",
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        APIError(status, message, type, param, code).body(), status_code=status, headers=headers
+    )
+
+
+def _param(loc: tuple[Any, ...]) -> str | None:
+    """('body', 'messages', 0, 'role') -> 'messages[0].role'."""
+    out = ""
+    for part in loc[1:] if loc and loc[0] == "body" else loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not out:
+            out = str(part)
+        elif part in (
+            "str",
+            "int",
+            "list[str]",
+            "list[int]",
+            "list[list[int]]",
+            "list[TextPart]",
+            "function-after",
+            "constrained-str",
+        ) or "[" in str(part):
+            continue  # union branch names
+        else:
+            out += f".{part}"
+    return out or None
+
+
+async def validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    # the deepest location is the most specific one (union branches report one error each)
+    first = (
+        max(errors, key=lambda e: len(e.get("loc", ())))
+        if errors
+        else {"loc": (), "msg": "invalid request"}
+    )
+    if first.get("type") == "json_invalid":
+        detail = (first.get("ctx") or {}).get("error", "")
+        return _error(400, f"We could not parse the JSON body of your request: {detail}")
+    loc = tuple(first.get("loc", ()))
+    param = _param(loc)
+    if first.get("type") == "missing":
+        msg = f"Missing required parameter: {param!r}"
+    elif param is None:
+        msg = f"The request body is invalid: {first.get('msg')}"
+    else:
+        msg = f"Invalid value for {param!r}: {first.get('msg')}"
+    return _error(400, msg, param=param)
+
+
+async def api_error_handler(request: Request, exc: APIError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers or None)
+
+
+async def http_error_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+    return _error(
+        exc.status_code, str(exc.detail), code=code, headers=getattr(exc, "headers", None)
+    )
+
+
+async def disconnected_handler(request: Request, exc: ClientDisconnected) -> Response:
+    return Response(status_code=499)
+
+
+async def unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error")
+    return _error(500, "internal server error", "server_error")
+
+
+class BodyLimit:
+    """Answer 413 to request bodies over ``limit`` bytes, announced or chunked.
+
+    It also marks every body as JSON (``curl -d`` sends a form content type), so the API reads
+    any body as JSON, as OpenAI-compatible servers commonly do.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        try:
+            announced = int(length)
+        except ValueError:
+            announced = 0
+        if announced > self.limit:
+            return await self._reject(scope, receive, send)
+        chunks, size, more = [], 0, True
+        while more:
+            msg = await receive()
+            if msg["type"] != "http.request":
+                return  # client gone
+            size += len(msg.get("body", b""))
+            if size > self.limit:
+                return await self._reject(scope, receive, send)
+            chunks.append(msg.get("body", b""))
+            more = msg.get("more_body", False)
+        body, sent = b"".join(chunks), False
+        headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+        scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        resp = _error(
+            413,
+            f"The request body is larger than {self.limit} bytes",
+            code="request_too_large",
+            headers={"Connection": "close"},
+        )
+        await resp(scope, receive, send)
+
+
+class RequestMetrics:
+    """Count API requests by endpoint and status and time them to their last byte."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if not path.startswith("/v1/"):
+            return await self.app(scope, receive, send)
+        endpoint = path if path in ("/v1/chat/completions", "/v1/completions") else "/v1/models"
+        start, status = time.perf_counter(), [500]
+
+        async def wrapped(msg: Message) -> None:
+            if msg["type"] == "http.response.start":
+                status[0] = msg["status"]
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, wrapped)
+        finally:
+            self.metrics.requests.labels(endpoint, str(status[0])).inc()
+            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+
+
+def create_app(
+    engine: Any,
+    settings: ServeSettings | None = None,
+    *,
+    api_key: str | None = None,
+    metrics: Metrics | None = None,
+    max_body_bytes: int = 1 << 20,
+    cors_origins: tuple[str, ...] = ("*",),
+) -> FastAPI:
+    """Build the FastAPI app around an engine (``Engine`` or a fake with the same surface)."""
+    settings = settings or ServeSettings()
+    metrics = metrics or getattr(engine, "metrics", None) or Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        start = getattr(engine, "start", None)
+        if start is not None:
+            start()
+        yield
+        stop = getattr(engine, "stop", None)
+        if stop is not None:
+            stop()
+
+    app = FastAPI(
+        title="editflow-serve",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="OpenAI-compatible server for Edit Flow models.",
+    )
+    app.state.serving = OpenAIServing(engine, settings, metrics)
+    app.state.metrics = metrics
+    app.state.api_key = api_key or None
+    app.state.playground_html = files("editflow_serve").joinpath("static/index.html").read_text()
+    from .router import api, public
+
+    app.include_router(api)
+    app.include_router(public)
+    app.add_exception_handler(RequestValidationError, validation_handler)
+    app.add_exception_handler(APIError, api_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(ClientDisconnected, disconnected_handler)
+    app.add_exception_handler(Exception, unexpected_handler)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(cors_origins),
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["*"],  # mirrors the request: Authorization, X-Stainless-*, ...
+        expose_headers=["Retry-After"],
+    )
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    return app

@@ -1,0 +1,377 @@
+"""The batching engine: one background thread owns the model and a ``BatchSampler``.
+
+Design decisions:
+- Model work never runs on the asyncio event loop. The engine thread loads the checkpoint,
+  then loops: apply cancellations, admit queued sequences up to ``max_running``, run one
+  ``BatchSampler.step()`` (one forward for the whole batch + one tau-leap), hand finished
+  results back. That is step-level continuous batching: finished sequences leave and waiting
+  ones join at every step boundary, each with its own settings and seed.
+- The asyncio side talks to the thread through a lock-protected deque and a condition
+  variable; results come back as asyncio futures resolved with ``loop.call_soon_threadsafe``.
+- Admission control: at most ``max_running + max_queued`` sequences in the system; a request
+  that would exceed it raises ``QueueFull`` (the API answers 429 + Retry-After).
+- Cancellation (client gone): a queued sequence is dropped at once; a running one is removed
+  by the engine thread before its next step, so its slot is free within one step.
+- Live traces: after each step the thread reads the per-row trace lists that ``BatchSampler``
+  keeps in ``rows[i].trace`` (and ``rows[i].counts`` for the edits-per-step metric). These are
+  private attributes of editflow-core, read only from the thread that owns the sampler.
+- States: "loading" -> "ready" -> "draining" (SIGTERM: no new requests, running ones finish)
+  -> "stopped"; "fault" after the model raised (every in-flight request fails, /health 503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from editflow_core import BatchSampler, GenerationResult, SamplingParams, TraceStep
+
+from .metrics import Metrics
+
+log = logging.getLogger("editflow_serve.engine")
+
+
+class EngineError(Exception):
+    """The engine cannot take or finish a request; ``status`` is the HTTP status to answer."""
+
+    status = 503
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class QueueFull(EngineError):
+    """Too many sequences are waiting (answered with 429 and Retry-After)."""
+
+    status = 429
+
+
+@dataclass
+class ModelInfo:
+    """What the serving layer needs to know about the loaded model and tokenizer."""
+
+    tokenizer: Any
+    anchor_token_id: int
+    eos_token_id: int | None
+    mask_token_id: int | None
+    pad_token_id: int
+    vocab_size: int
+    max_length: int
+    x0: str
+    banned_token_ids: list[int]
+
+
+@dataclass
+class SeqRequest:
+    """One sequence to generate: frozen prefix, initial x0 tokens, sampling settings."""
+
+    prefix: list[int]
+    x0: list[int]
+    params: SamplingParams
+
+
+TraceCallback = Callable[[int, list[TraceStep]], None]
+
+
+@dataclass
+class _Pending:
+    key: int
+    index: int
+    seq: SeqRequest
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+    on_trace: TraceCallback | None
+    submitted: float = field(default_factory=time.monotonic)
+    sent: int = 0  # trace steps already handed to on_trace
+
+
+def load_model(path: str | Path, device: str = "cpu") -> tuple[Any, Any, ModelInfo]:
+    """Load an Edit Flow checkpoint and its tokenizer; returns (model, scheduler, info)."""
+    import editflow_models  # noqa: F401  (registers the Auto classes)
+    from editflow_core import make_scheduler
+    from editflow_models.prompting import eos_token_id
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path).eval().to(device)
+    cfg = model.config
+    eos = eos_token_id(tokenizer)
+    anchor = cfg.anchor_token_id
+    if anchor is None:
+        anchor = (
+            tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id
+        )
+    if anchor is None:
+        raise ValueError(f"{path}: the config has no anchor_token_id and the tokenizer no BOS/CLS")
+    pad = cfg.pad_token_id if cfg.pad_token_id is not None else (tokenizer.pad_token_id or 0)
+    text = cfg.get_text_config()
+    banned = [i for i in tokenizer.all_special_ids if i != eos]
+    info = ModelInfo(
+        tokenizer=tokenizer,
+        anchor_token_id=anchor,
+        eos_token_id=eos,
+        mask_token_id=cfg.mask_token_id,
+        pad_token_id=pad,
+        vocab_size=text.vocab_size,
+        max_length=getattr(text, "max_position_embeddings", None) or 4096,
+        x0=cfg.x0,
+        banned_token_ids=banned,
+    )
+    return model, make_scheduler(cfg.scheduler), info
+
+
+class Engine:
+    """Runs ``BatchSampler`` steps in a background thread for asyncio callers.
+
+    Args:
+        loader: called once in the engine thread; returns (model, scheduler, ModelInfo).
+        max_running: most sequences advancing together in one batch.
+        max_queued: most sequences waiting for a slot; beyond, ``submit`` raises ``QueueFull``.
+        device: where the batch lives.
+        metrics: Prometheus metrics to update (optional).
+        torch_threads: ``torch.set_num_threads`` for the engine (``None``: torch's default).
+    """
+
+    def __init__(
+        self,
+        loader: Callable[[], tuple[Any, Any, ModelInfo]],
+        *,
+        max_running: int = 32,
+        max_queued: int = 256,
+        device: str = "cpu",
+        metrics: Metrics | None = None,
+        torch_threads: int | None = None,
+    ) -> None:
+        self.loader = loader
+        self.max_running = max_running
+        self.max_queued = max_queued
+        self.device = device
+        self.metrics = metrics
+        self.torch_threads = torch_threads
+        self.state = "loading"
+        self.error: str | None = None
+        self.info: ModelInfo | None = None
+        self.sampler: BatchSampler | None = None
+        self._cond = threading.Condition()
+        self._waiting: deque[_Pending] = deque()
+        self._running: dict[int, _Pending] = {}
+        self._cancel: set[int] = set()
+        self._next_key = 0
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="editflow-engine", daemon=True)
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        """Start the engine thread (it loads the model first)."""
+        self._thread.start()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the model is loaded (or loading failed); True when ready."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self.state == "loading":
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                self._cond.wait(left)
+        return self.state == "ready"
+
+    def drain(self) -> None:
+        """Stop admitting new requests; running and queued ones go on to completion."""
+        with self._cond:
+            if self.state in ("ready", "loading"):
+                self.state = "draining"
+            self._cond.notify_all()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread; requests still in flight fail with 503."""
+        with self._cond:
+            self._stop = True
+            if self.state != "fault":
+                self.state = "stopped"
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def num_waiting(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def num_running(self) -> int:
+        return len(self._running)
+
+    # ---------------------------------------------------------------- asyncio side
+    def submit(
+        self, seqs: list[SeqRequest], on_trace: TraceCallback | None = None
+    ) -> list[tuple[int, asyncio.Future]]:
+        """Queue sequences (one request's choices); returns (key, future) per sequence.
+
+        Must be called from the event loop. Futures resolve to ``GenerationResult`` or raise
+        ``EngineError``. ``on_trace(index, steps)`` is called on the loop with new trace steps
+        of the sequence at position ``index`` of ``seqs``.
+
+        Raises:
+            EngineError: not ready (loading, draining, fault). QueueFull: no room.
+        """
+        loop = asyncio.get_running_loop()
+        with self._cond:
+            if self.state != "ready":
+                raise EngineError(self._unavailable_message())
+            total = len(self._waiting) + len(self._running) + len(seqs)
+            if total > self.max_running + self.max_queued:
+                raise QueueFull(
+                    f"the server is at capacity ({self.max_running} running, "
+                    f"{self.max_queued} queued); retry later"
+                )
+            out = []
+            for i, seq in enumerate(seqs):
+                key = self._next_key
+                self._next_key += 1
+                fut = loop.create_future()
+                self._waiting.append(_Pending(key, i, seq, fut, loop, on_trace))
+                out.append((key, fut))
+            self._cond.notify_all()
+        self._gauges()
+        return out
+
+    def cancel(self, keys: list[int]) -> None:
+        """Drop these sequences (queued: at once; running: before the next step)."""
+        with self._cond:
+            keep = deque(p for p in self._waiting if p.key not in keys)
+            dropped = len(self._waiting) - len(keep)
+            self._waiting = keep
+            self._cancel.update(k for k in keys if k in self._running)
+            self._cond.notify_all()
+        if dropped:
+            self._gauges()
+
+    def _unavailable_message(self) -> str:
+        return {
+            "loading": "the model is still loading; retry shortly",
+            "draining": "the server is shutting down",
+            "stopped": "the server is shutting down",
+        }.get(self.state, f"the engine failed: {self.error}")
+
+    # ---------------------------------------------------------------- engine thread
+    def _run(self) -> None:
+        if self.torch_threads:
+            torch.set_num_threads(self.torch_threads)
+        try:
+            model, scheduler, info = self.loader()
+            self.sampler = BatchSampler(
+                model,
+                scheduler,
+                pad_token_id=info.pad_token_id,
+                eos_token_id=info.eos_token_id,
+                max_length=info.max_length,
+                banned_token_ids=info.banned_token_ids,
+                device=self.device,
+            )
+            self.info = info
+        except Exception as err:  # noqa: BLE001 (any load failure is a fault)
+            log.exception("loading the model failed")
+            with self._cond:
+                self.state, self.error = "fault", f"loading the model failed: {err}"
+                self._cond.notify_all()
+            return
+        with self._cond:
+            if self.state == "loading":
+                self.state = "ready"
+            self._cond.notify_all()
+        log.info("engine ready")
+        try:
+            self._loop()
+        except Exception as err:  # noqa: BLE001 (a fault fails everything in flight)
+            log.exception("engine fault")
+            with self._cond:
+                self.state, self.error = "fault", f"{type(err).__name__}: {err}"
+            self._fail_all(EngineError(f"the engine failed: {err}", status=500))
+            return
+        self._fail_all(EngineError("the server is shutting down"))
+
+    def _loop(self) -> None:
+        sampler = self.sampler
+        assert sampler is not None
+        while True:
+            with self._cond:
+                while not self._stop and not self._waiting and not self._running:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                for key in self._cancel:
+                    if key in self._running:
+                        sampler.cancel(key)
+                        del self._running[key]
+                self._cancel.clear()
+                admitted = []
+                while self._waiting and len(self._running) < self.max_running:
+                    p = self._waiting.popleft()
+                    self._running[p.key] = p
+                    admitted.append(p)
+            for p in admitted:
+                sampler.add(p.seq.prefix, p.seq.x0, p.seq.params, key=p.key)
+                if self.metrics:
+                    self.metrics.queue_wait.observe(time.monotonic() - p.submitted)
+            self._gauges()
+            if not sampler.has_work:
+                continue
+            before = {r.key: sum(r.counts) for r in sampler.rows}
+            batch = len(sampler.rows) + len(sampler.pending)
+            results = sampler.step()
+            edits = sum(sum(r.counts) - before.get(r.key, 0) for r in sampler.rows)
+            edits += sum(r.n_ins + r.n_del + r.n_sub - before.get(r.key, 0) for r in results)
+            if self.metrics:
+                self.metrics.steps.inc()
+                self.metrics.batch_size.observe(batch)
+                self.metrics.edits_per_step.observe(edits)
+            self._publish(sampler, results)
+
+    def _publish(self, sampler: BatchSampler, results: list[GenerationResult]) -> None:
+        for r in sampler.rows:
+            p = self._running.get(r.key)
+            if p is not None and p.on_trace is not None and r.trace and len(r.trace) > p.sent:
+                p.loop.call_soon_threadsafe(p.on_trace, p.index, r.trace[p.sent :])
+                p.sent = len(r.trace)
+        with self._cond:
+            done = [(self._running.pop(res.key, None), res) for res in results]
+        for p, res in done:
+            if p is None:  # cancelled meanwhile
+                continue
+            if p.on_trace is not None and res.trace and len(res.trace) > p.sent:
+                p.loop.call_soon_threadsafe(p.on_trace, p.index, res.trace[p.sent :])
+            p.loop.call_soon_threadsafe(_resolve, p.future, res, None)
+        self._gauges()
+
+    def _fail_all(self, err: EngineError) -> None:
+        with self._cond:
+            pending = list(self._waiting) + list(self._running.values())
+            self._waiting.clear()
+            self._running.clear()
+        for p in pending:
+            p.loop.call_soon_threadsafe(_resolve, p.future, None, err)
+        self._gauges()
+
+    def _gauges(self) -> None:
+        if self.metrics:
+            self.metrics.queue_depth.set(len(self._waiting))
+            self.metrics.running.set(len(self._running))
+
+
+def _resolve(fut: asyncio.Future, result: Any, error: BaseException | None) -> None:
+    if fut.done():
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(result)
