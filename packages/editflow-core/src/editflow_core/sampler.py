@@ -277,7 +277,7 @@ class BatchSampler:
         self.ids, self.lengths = ids, torch.cat([self.lengths, lengths])
         self.rows += [row for row, _ in self.pending]
         self.pending.clear()
-        self._last = None
+        self._membership_changed()
 
     def _keep(self, keep: list[int]) -> None:
         index = torch.tensor(keep, dtype=torch.long, device=self.device)
@@ -285,6 +285,17 @@ class BatchSampler:
         self.lengths = self.lengths[index]
         width = int(self.lengths.max()) if keep else 0
         self.ids = self.ids[index, :width]
+        self._membership_changed()
+
+    def _membership_changed(self) -> None:
+        """Cache the per-row settings as (B,) tensors; drop the reusable forward."""
+        dev, rows = self.device, self.rows
+        self._frozen = torch.tensor([r.frozen for r in rows], dtype=torch.long, device=dev)
+        self._h = torch.tensor([1.0 / r.params.steps for r in rows], device=dev)
+        self._caps = torch.tensor([self._cap(r.frozen, r.params) for r in rows], device=dev)
+        self._temperature = torch.tensor([r.params.temperature for r in rows], device=dev)
+        self._top_k = torch.tensor([r.params.top_k for r in rows], dtype=torch.long, device=dev)
+        self._top_p = torch.tensor([r.params.top_p for r in rows], device=dev)
         self._last = None
 
     # ---------------------------------------------------------------- stepping
@@ -321,31 +332,29 @@ class BatchSampler:
             u[:, b, :n] = torch.rand(5, n, generator=r.generator)
         return u.to(self.device)
 
-    def _settings(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        p = [self.rows[b].params for b in rows.tolist()]
-        dev = self.device
-        return (
-            torch.tensor([x.temperature for x in p], dtype=torch.float32, device=dev),
-            torch.tensor([x.top_k for x in p], dtype=torch.long, device=dev),
-            torch.tensor([x.top_p for x in p], dtype=torch.float32, device=dev),
-        )
+    def _draw(self, out: EditFlowOutput, sub: torch.Tensor, ins: torch.Tensor, u: torch.Tensor):
+        """Tokens for the fired substitutions and insertions, in one ``sample_tokens`` call.
 
-    def _draw(
-        self, logits: torch.Tensor, b: torch.Tensor, i: torch.Tensor, u: torch.Tensor
-    ) -> torch.Tensor:
-        """Tokens for the fired positions (b, i): (N,) long."""
-        rows = logits[b, i].float()  # (N, V)
-        if len(self.banned):
+        sub, ins: (B, L) bool; u: (5, B, L) uniforms. Returns (sub tokens, ins tokens) for
+        ``sub.nonzero()`` and ``ins.nonzero()`` order.
+        """
+        sb, si = sub.nonzero(as_tuple=True)
+        ib, ii = ins.nonzero(as_tuple=True)
+        rows = torch.cat([out.sub_logits[sb, si], out.ins_logits[ib, ii]]).float()  # (N, V)
+        if len(self.banned) and len(rows):
             rows[:, self.banned.to(rows.device)] = float("-inf")
-        return sample_tokens(rows, u, *self._settings(b))
+        b = torch.cat([sb, ib])
+        tokens = sample_tokens(
+            rows, torch.cat([u[4, sb, si], u[3, ib, ii]]),
+            self._temperature[b], self._top_k[b], self._top_p[b],
+        )  # fmt: skip
+        return (sb, si, tokens[: len(sb)]), (ib, ii, tokens[len(sb) :])
 
     def _leap(self, out: EditFlowOutput, mask: torch.Tensor, t: torch.Tensor) -> bool:
         """Fire and apply one step of edits for every row; returns whether any edit fired."""
         B, L = self.ids.shape
-        frozen = torch.tensor([r.frozen for r in self.rows], dtype=torch.long, device=self.device)
-        h = torch.tensor([1.0 / r.params.steps for r in self.rows], device=self.device)
-        lam = out.rates.float() * rate_mask(mask, frozen)  # (B, L, 3)
-        scale = (h * self.scheduler.weight(t))[:, None]  # (B, 1)
+        lam = out.rates.float() * rate_mask(mask, self._frozen)  # (B, L, 3)
+        scale = (self._h * self.scheduler.weight(t))[:, None]  # (B, 1)
         u = self._uniforms(L)
         ins = u[0] < -torch.expm1(-scale * lam[..., INS])  # (B, L)
         ds_rate = lam[..., DEL] + lam[..., SUB]
@@ -354,18 +363,19 @@ class BatchSampler:
         sub = ds & ~dele
 
         # Length cap: drop the rightmost insertions that would exceed it.
-        caps = torch.tensor([self._cap(r.frozen, r.params) for r in self.rows], device=self.device)
-        room = caps - (self.lengths - dele.sum(1))  # (B,)
+        room = self._caps - (self.lengths - dele.sum(1))  # (B,)
         over = ins & (ins.long().cumsum(1) > room[:, None])
         capped = over.any(1)
         ins &= ~over
+        if not bool((ins | ds).any()):
+            self._record(ins, dele, sub, None, None, capped)
+            return False
 
+        (sb, si, sub_tok), (ib, ii, ins_tok_rows) = self._draw(out, sub, ins, u)
         new_ids = self.ids.clone()
-        sb, si = sub.nonzero(as_tuple=True)
-        new_ids[sb, si] = self._draw(out.sub_logits, sb, si, u[4, sb, si])
-        ib, ii = ins.nonzero(as_tuple=True)
+        new_ids[sb, si] = sub_tok
         ins_tok = torch.full_like(self.ids, self.pad_token_id)
-        ins_tok[ib, ii] = self._draw(out.ins_logits, ib, ii, u[3, ib, ii])
+        ins_tok[ib, ii] = ins_tok_rows
 
         keep = mask & ~dele
         width = keep.long() + ins.long()  # tokens each position emits: (B, L)
@@ -380,7 +390,7 @@ class BatchSampler:
 
         self._record(ins, dele, sub, ins_tok, new_ids, capped)
         self.ids, self.lengths = out_ids, new_len
-        return bool(len(ib) or len(sb) or dele.any())
+        return True
 
     def _record(self, ins, dele, sub, ins_tok, new_ids, capped) -> None:
         counts = torch.stack([ins.sum(1), dele.sum(1), sub.sum(1)], 1).tolist()  # (B, 3)
@@ -396,15 +406,20 @@ class BatchSampler:
             r.step += 1
 
     def _edits(self, b, ins, dele, sub, ins_tok, new_ids) -> list[EditOp]:
-        old = self.ids[b].tolist()
+        """Row b's fired edits as ``EditOp`` values (positions before the step)."""
+        fired = (ins[b] | dele[b] | sub[b]).nonzero().squeeze(1).tolist()
+        if not fired:
+            return []
+        old, new, added = self.ids[b].tolist(), new_ids[b].tolist(), ins_tok[b].tolist()
+        d, s, n = dele[b].tolist(), sub[b].tolist(), ins[b].tolist()
         ops: list[EditOp] = []
-        for i in (ins[b] | dele[b] | sub[b]).nonzero().squeeze(1).tolist():
-            if dele[b, i]:
+        for i in fired:
+            if d[i]:
                 ops.append(EditOp("del", i, None, old[i]))
-            elif sub[b, i]:
-                ops.append(EditOp("sub", i, int(new_ids[b, i]), old[i]))
-            if ins[b, i]:
-                ops.append(EditOp("ins", i, int(ins_tok[b, i]), None))
+            elif s[i]:
+                ops.append(EditOp("sub", i, new[i], old[i]))
+            if n[i]:
+                ops.append(EditOp("ins", i, added[i], None))
         return ops
 
     def _done(self, r: _Row) -> bool:
