@@ -52,6 +52,7 @@ class TimeEmbedding(nn.Module):
         self.mlp = nn.Sequential(
             nn.Linear(num_features, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size)
         )
+        self.mlp[2].zero_init = True  # read by EditFlowModel._init_weights
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         """t: (B,) float in [0, 1] -> (B, H) in the MLP's dtype."""

@@ -92,10 +92,17 @@ class EditFlowModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        """Init of the modules this class adds (the backbone's own init handles the backbone)."""
+        """Init of the modules this class adds (the backbone's own init handles the backbone).
+
+        Linears: normal(0, initializer_range), zero bias; the time MLP's last Linear (marked
+        ``zero_init``) starts at zero, so time conditioning is a no-op until trained.
+        """
         std = getattr(self.config.text_config, "initializer_range", 0.02)
         if isinstance(module, nn.Linear):
-            init.normal_(module.weight, mean=0.0, std=std)
+            if getattr(module, "zero_init", False):
+                init.zeros_(module.weight)
+            else:
+                init.normal_(module.weight, mean=0.0, std=std)
             if module.bias is not None:
                 init.zeros_(module.bias)
         elif isinstance(module, nn.LayerNorm):
@@ -103,10 +110,6 @@ class EditFlowModel(PreTrainedModel):
                 init.ones_(module.weight)
             if module.bias is not None:
                 init.zeros_(module.bias)
-        elif isinstance(module, TimeEmbedding):
-            # the last layer starts at zero: time conditioning is a no-op until trained
-            init.zeros_(module.mlp[2].weight)
-            init.zeros_(module.mlp[2].bias)
 
     def init_new_modules(self) -> None:
         """(Re)initialise the rate head and time embedding (used after conversion)."""
