@@ -207,3 +207,14 @@ def test_sample_tokens_filters():
     )
     want = torch.softmax(logits[0] / 0.25, -1)
     assert torch.allclose(torch.bincount(cold, minlength=4).float() / 4000, want, atol=0.03)
+
+
+def test_peek_shows_the_running_sequence_and_its_trace():
+    s = BatchSampler(ConstantModel(vocab=12, sub=5.0), make_scheduler("linear"))
+    s.add([1], [4, 4, 4], SamplingParams(steps=5, seed=0, trace=True), key="k")
+    assert s.peek("k") is None  # queued, not running yet
+    s.step()
+    tokens, trace = s.peek("k")
+    assert tokens[0] == 1 and len(tokens) == 4 and len(trace) == 1
+    assert [e.pos for e in trace[0].edits] == sorted(e.pos for e in trace[0].edits)
+    assert s.peek("other") is None

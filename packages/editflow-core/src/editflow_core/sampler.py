@@ -246,6 +246,14 @@ class BatchSampler:
                 return True
         return False
 
+    def peek(self, key: Any) -> tuple[list[int], list[TraceStep] | None] | None:
+        """The current tokens (prefix included) and the trace so far of a running sequence,
+        or ``None`` if no running sequence has this key. For live views between steps."""
+        for b, row in enumerate(self.rows):
+            if row.key == key:
+                return self.ids[b, : int(self.lengths[b])].tolist(), row.trace
+        return None
+
     @property
     def num_running(self) -> int:
         return len(self.rows)

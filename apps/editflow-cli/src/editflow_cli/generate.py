@@ -1,0 +1,152 @@
+"""``editflow generate``: one-shot generation from a local checkpoint.
+
+The text alone goes to stdout so it can be piped; progress, statistics and the optional trace
+go to stderr (or the trace to ``--trace-file``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from editflow_core import GenerationResult, SamplingParams
+from rich.progress import Progress
+
+from editflow_cli.errors import CliError
+from editflow_cli.render import describe_step
+
+DEFAULT_MODEL = Path("runs/quickstart/checkpoint-final")
+EXAMPLES = """examples:
+  editflow generate --model runs/quickstart/checkpoint-final --prompt "ROMEO:" --seed 0
+  editflow generate --model DIR --steps 128 --temperature 0.8 --trace
+  editflow generate --model DIR --prompt "To be" --trace --trace-file trace.txt > text.txt
+"""
+
+
+def add_model_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help=f"Edit Flow checkpoint folder (default: {DEFAULT_MODEL} when it exists)",
+    )
+
+
+def add_sampling_args(parser: argparse.ArgumentParser) -> None:
+    """Sampling flags shared by generate and chat."""
+    parser.add_argument("--steps", type=int, default=64, help="tau-leaping steps (default 64)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="0 is greedy (default 1.0)")
+    parser.add_argument("--top-k", type=int, default=0, help="keep the k likeliest tokens (0: all)")
+    parser.add_argument(
+        "--top-p", type=float, default=1.0, help="nucleus mass to keep (default 1.0)"
+    )
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=256, help="cap on generated tokens (default 256)"
+    )
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="generate text from a local checkpoint",
+        description="Generate text with an Edit Flow model. The text goes to stdout; progress and "
+        "statistics to stderr.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_model_arg(p)
+    p.add_argument("--prompt", default="", help="text to continue (default: generate from scratch)")
+    add_sampling_args(p)
+    p.add_argument("--trace", action="store_true", help="print the edit trajectory to stderr")
+    p.add_argument("--trace-file", type=Path, default=None, help="write the trajectory to a file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or statistics")
+    p.set_defaults(run=run)
+
+
+def resolve_model(path: Path | None) -> Path:
+    """The checkpoint folder to load, or a CliError saying how to get one."""
+    folder = path if path is not None else DEFAULT_MODEL
+    if not (folder / "config.json").is_file():
+        hint = (
+            "train one with `uv run editflow-train pt --config configs/pt/quickstart.yaml` "
+            "or convert one with `uv run editflow convert --model SRC --output DIR`"
+        )
+        raise CliError(f"no Edit Flow checkpoint at {folder}: {hint}")
+    return folder
+
+
+def load(path: Path | None):
+    """Load a checkpoint for generation (lazy import: transformers is slow to import)."""
+    from editflow_models.generation import load_generation_setup
+
+    return load_generation_setup(resolve_model(path))
+
+
+def sampling_params(args: argparse.Namespace, trace: bool) -> SamplingParams:
+    params = SamplingParams(
+        steps=args.steps,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        trace=trace,
+    )
+    try:
+        params.validate()
+    except ValueError as err:
+        raise CliError(str(err).replace("sampling parameter ", "--").replace("_", "-")) from None
+    return params
+
+
+def run_one(setup, prefix: list[int], params: SamplingParams, on_step=None) -> GenerationResult:
+    """Run one sequence to the end, calling ``on_step(result_so_far_tokens, trace_step)``."""
+    seed = params.seed if params.seed is not None else int(torch.randint(2**31, (1,)))
+    params.seed = seed
+    x0 = setup.draw_x0(torch.Generator().manual_seed(seed))
+    sampler = setup.sampler()
+    sampler.add(prefix, x0, params, key=0)
+    while True:
+        peek = sampler.peek(0)
+        before = peek[0] if peek else prefix + x0
+        done = sampler.step()
+        if on_step is not None:
+            trace = done[0].trace if done else sampler.peek(0)[1]
+            on_step(before, trace[-1] if trace else None)
+        if done:
+            return done[0]
+
+
+def run(args: argparse.Namespace) -> int:
+    setup = load(args.model)
+    params = sampling_params(args, trace=args.trace or args.trace_file is not None)
+    prefix = setup.text_prefix(args.prompt)
+    trace_out = (
+        open(args.trace_file, "w") if args.trace_file else (sys.stderr if args.trace else None)
+    )
+    try:
+        with Progress(transient=True, disable=args.quiet or not sys.stderr.isatty()) as bar:
+            task = bar.add_task("editing", total=params.steps)
+
+            def on_step(_before, step):
+                bar.advance(task)
+                if trace_out is not None and step is not None:
+                    print(describe_step(step, setup.decode), file=trace_out)
+
+            result = run_one(setup, prefix, params, on_step)
+    finally:
+        if args.trace_file:
+            trace_out.close()
+    text = setup.decode(result.completion)
+    sys.stdout.write(text + "\n")
+    if not args.quiet:
+        print(
+            f"[{result.steps} steps, {result.forward_passes} forward passes, "
+            f"+{result.n_ins} -{result.n_del} ~{result.n_sub}, seed {params.seed}, "
+            f"finish: {result.finish_reason}]",
+            file=sys.stderr,
+        )
+    return 0

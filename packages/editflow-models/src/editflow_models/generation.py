@@ -1,0 +1,147 @@
+"""From a checkpoint to text: everything sampling needs to know about a model and tokenizer.
+
+``GenerationSetup`` gathers, once, what the core sampler needs from an Edit Flow checkpoint
+(scheduler, x0 sampler, anchor / EOS / pad / mask ids, tokens never to draw, context length) so
+the CLI, the server and the trainer's end-of-run samples build prompts and samplers the same way:
+
+    setup = load_generation_setup("runs/quickstart/checkpoint-final")
+    sampler = setup.sampler()
+    gen = torch.Generator().manual_seed(0)
+    sampler.add(setup.text_prefix("ROMEO:"), setup.draw_x0(gen), SamplingParams(seed=0))
+    (result,) = sampler.step() ...   # or sampler.generate(...)
+    print(setup.decode(result.completion))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from editflow_core import BatchSampler, Scheduler, X0Sampler, make_scheduler, make_x0_sampler
+
+from editflow_models.prompting import eos_token_id, prefix_ids, render_chat
+
+
+@dataclass
+class GenerationSetup:
+    """A model, its tokenizer and the sampling facts read from its config.
+
+    Attributes:
+        model: an ``EditFlowModel`` (or any callable of the core protocol with a ``config``).
+        tokenizer: its tokenizer.
+        scheduler: the kappa scheduler it was trained with.
+        x0: its source distribution.
+        anchor_token_id, eos_token_id, mask_token_id, pad_token_id: special ids.
+        vocab_size: V. max_length: the longest sequence the backbone accepts.
+        banned_token_ids: special tokens Q never draws (everything special but EOS).
+    """
+
+    model: Any
+    tokenizer: Any
+    scheduler: Scheduler
+    x0: X0Sampler
+    anchor_token_id: int
+    eos_token_id: int | None
+    mask_token_id: int | None
+    pad_token_id: int
+    vocab_size: int
+    max_length: int
+    banned_token_ids: list[int]
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def sampler(self) -> BatchSampler:
+        """A fresh ``BatchSampler`` for this model, on the model's device."""
+        return BatchSampler(
+            self.model,
+            self.scheduler,
+            pad_token_id=self.pad_token_id,
+            eos_token_id=self.eos_token_id,
+            max_length=self.max_length,
+            banned_token_ids=self.banned_token_ids,
+            device=self.device,
+        )
+
+    def draw_x0(self, generator: torch.Generator | None = None) -> list[int]:
+        """The initial tokens after the prefix, from the model's x0 sampler."""
+        return self.x0.sample(
+            generator,
+            mask_token_id=self.mask_token_id,
+            vocab_size=self.vocab_size,
+            exclude_ids=self.banned_token_ids,
+        ).tolist()
+
+    def text_prefix(self, prompt: str = "") -> list[int]:
+        """[anchor] + the prompt's tokens (a raw continuation)."""
+        return prefix_ids(self.anchor_token_id, self.tokenizer, prompt)
+
+    def chat_prefix(self, messages: Sequence[dict]) -> list[int]:
+        """[anchor] + the chat template rendered with the assistant's turn opened."""
+        return prefix_ids(
+            self.anchor_token_id, self.tokenizer, render_chat(self.tokenizer, messages)
+        )
+
+    def decode(self, tokens: Sequence[int]) -> str:
+        """Text of generated tokens, special tokens dropped."""
+        return self.tokenizer.decode(list(tokens), skip_special_tokens=True)
+
+
+def generation_setup(model: Any, tokenizer: Any) -> GenerationSetup:
+    """Read the sampling facts from ``model.config`` and ``tokenizer``.
+
+    Raises:
+        ValueError: the config has no anchor token and the tokenizer no BOS / CLS to use.
+    """
+    cfg = model.config
+    anchor = cfg.anchor_token_id
+    for candidate in (tokenizer.bos_token_id, tokenizer.cls_token_id):
+        anchor = candidate if anchor is None else anchor
+    if anchor is None:
+        raise ValueError(
+            "the model config has no anchor_token_id and the tokenizer no BOS / CLS token"
+        )
+    eos = eos_token_id(tokenizer)
+    pad = cfg.pad_token_id if cfg.pad_token_id is not None else (tokenizer.pad_token_id or 0)
+    text = cfg.get_text_config()
+    return GenerationSetup(
+        model=model,
+        tokenizer=tokenizer,
+        scheduler=make_scheduler(cfg.scheduler),
+        x0=make_x0_sampler(cfg.x0),
+        anchor_token_id=anchor,
+        eos_token_id=eos,
+        mask_token_id=cfg.mask_token_id,
+        pad_token_id=pad,
+        vocab_size=text.vocab_size,
+        max_length=getattr(text, "max_position_embeddings", None) or 4096,
+        banned_token_ids=sorted({i for i in tokenizer.all_special_ids if i != eos}),
+    )
+
+
+def load_generation_setup(
+    path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+) -> GenerationSetup:
+    """Load an Edit Flow checkpoint folder (model + tokenizer) for sampling, in eval mode.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a folder holding a ``config.json``.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    import editflow_models  # noqa: F401  (registers the Auto classes)
+
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"no Edit Flow checkpoint at {folder} (no config.json there)")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = (
+        AutoModel.from_pretrained(folder, dtype=dtype)
+        if dtype
+        else AutoModel.from_pretrained(folder)
+    )
+    return generation_setup(model.eval().to(device), tokenizer)
