@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,10 @@ def main(argv: list[str] | None = None) -> None:
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
             engine.drain()  # /health 503 and new requests 503 from now on
-            super().handle_exit(sig, frame)
+            if sig == signal.SIGTERM:
+                self.should_exit = True  # drain, then exit 0 (uvicorn would re-raise SIGTERM)
+            else:
+                super().handle_exit(sig, frame)
 
     config = uvicorn.Config(
         app,

@@ -1,0 +1,115 @@
+"""The batching engine on the tiny model: batch invariance, the running cap, faults; CLI config."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import torch
+from editflow_core import BatchSampler, SamplingParams
+from editflow_serve import Engine, EngineError, SeqRequest, load_model
+from editflow_serve.cli import build_parser, parse_args
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def run_all(engine: Engine, seqs: list[SeqRequest]):
+    handles = engine.submit(seqs)
+    return await asyncio.gather(*(f for _, f in handles), return_exceptions=True)
+
+
+def test_continuous_batching_is_per_request_and_capped(tiny_model_dir):
+    """Sequences joining at different steps with different settings give their solo results."""
+    torch.set_num_threads(1)
+    model, scheduler, info = load_model(tiny_model_dir)
+    seqs = [
+        SeqRequest(
+            [info.anchor_token_id, 40 + i],
+            [info.mask_token_id] * (i % 3),
+            SamplingParams(
+                steps=3 + 2 * i, temperature=0.5 + 0.1 * i, top_k=i, seed=100 + i, max_new_tokens=12
+            ),
+        )
+        for i in range(5)
+    ]
+    solo = []
+    for s in seqs:
+        sampler = BatchSampler(
+            model,
+            scheduler,
+            pad_token_id=info.pad_token_id,
+            eos_token_id=info.eos_token_id,
+            max_length=info.max_length,
+            banned_token_ids=info.banned_token_ids,
+        )
+        solo.append(sampler.generate([s.prefix], [s.x0], [s.params])[0])
+    engine = Engine(lambda: (model, scheduler, info), max_running=2, max_queued=10)
+    engine.start()
+    assert engine.wait_ready(60)
+    sizes = []
+    step = engine.sampler.step
+    engine.sampler.step = lambda: (
+        sizes.append(len(engine.sampler.rows) + len(engine.sampler.pending)),
+        step(),
+    )[1]
+    try:
+        results = asyncio.run(run_all(engine, seqs))
+    finally:
+        engine.stop()
+    assert [r.tokens for r in results] == [r.tokens for r in solo]
+    assert [r.steps for r in results] == [s.params.steps for s in seqs]
+    assert max(sizes) == 2  # never more than max_running in the batch
+    assert engine.state == "stopped"
+
+
+def test_queue_bound_and_fault(tiny_model_dir):
+    model, scheduler, info = load_model(tiny_model_dir)
+
+    def broken(*args, **kw):
+        raise RuntimeError("kaboom")
+
+    engine = Engine(lambda: (broken, scheduler, info), max_running=1, max_queued=1)
+    engine.start()
+    assert engine.wait_ready(60)
+    seq = SeqRequest([info.anchor_token_id], [], SamplingParams(steps=2))
+
+    async def go():
+        with pytest.raises(EngineError) as err:
+            engine.submit([seq, seq, seq])  # 3 > 1 running + 1 queued
+        assert err.value.status == 429
+        return await run_all(engine, [seq])
+
+    (result,) = asyncio.run(go())
+    assert isinstance(result, EngineError) and result.status == 500
+    assert engine.state == "fault" and "kaboom" in engine.error
+    engine.stop()
+
+
+def test_load_failure_is_a_fault(tmp_path):
+    engine = Engine(lambda: load_model(tmp_path / "missing"))
+    engine.start()
+    assert not engine.wait_ready(60)
+    assert engine.state == "fault" and "loading the model failed" in engine.error
+
+
+def test_every_serve_yaml_parses_and_opens_with_a_launch_comment():
+    files = sorted((REPO / "configs" / "serve").glob("*.yaml"))
+    assert files
+    flags = {a.dest for a in build_parser()._actions}
+    for f in files:
+        text = f.read_text()
+        assert text.startswith("#") and f"--config configs/serve/{f.name}" in text.split("\n\n")[0]
+        args = parse_args(["--config", str(f)])
+        assert args.port == 8000 and args.max_running >= 1
+        assert set(args.__dict__) <= flags
+
+
+def test_cli_flags_override_yaml(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("# test\nport: 9001\nsteps: 7\n")
+    args = parse_args(["--config", str(cfg), "--steps", "9"])
+    assert (args.port, args.steps) == (9001, 9)
+    cfg.write_text("bogus_key: 1\n")
+    with pytest.raises(SystemExit):
+        parse_args(["--config", str(cfg)])
