@@ -1,0 +1,67 @@
+"""Pretraining sequences: tokenize, concatenate, chunk (BOS / EOS handled explicitly).
+
+Every document is tokenized without special tokens and followed by one EOS; the token stream
+of a map batch is cut into chunks of ``max_length - 1`` tokens and each chunk gets the anchor
+(BOS) in front, so every x1 is ``[BOS] + chunk`` with at most ``max_length`` tokens. EOS marks
+document ends inside chunks (the sampler stops a completion at its first EOS). The remainder of
+a map batch shorter than half a chunk is dropped; a longer one is kept (Edit Flows handle any
+length), so small corpora lose nothing that matters.
+"""
+
+from __future__ import annotations
+
+from datasets import Dataset, IterableDataset
+from transformers import PreTrainedTokenizerBase
+
+
+def column_names(ds: Dataset | IterableDataset) -> list[str]:
+    """The columns of a dataset (streaming ones may only know them after a first record)."""
+    names = ds.column_names
+    if names is None:
+        names = list(next(iter(ds)).keys())
+    return names
+
+
+def chunk_ids(ids: list[int], anchor: int, size: int) -> list[list[int]]:
+    """Cut a token stream into ``[anchor] + ids[i:i + size]`` chunks (short tail: see module)."""
+    chunks = [[anchor, *ids[i : i + size]] for i in range(0, len(ids), size)]
+    if chunks and len(chunks[-1]) - 1 < size // 2:
+        chunks.pop()
+    return chunks
+
+
+def pretraining_dataset(
+    ds: Dataset | IterableDataset,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    anchor_token_id: int,
+    eos_token_id: int,
+    text_field: str,
+    max_length: int,
+    num_proc: int | None = None,
+) -> Dataset | IterableDataset:
+    """Map text records to ``{"input_ids": [BOS, ...], "frozen": 1}`` chunks.
+
+    Raises:
+        ValueError: the text field is missing (the message lists the columns), or max_length < 2.
+    """
+    names = column_names(ds)
+    if text_field not in names:
+        raise ValueError(
+            f"text field {text_field!r} not in the dataset; its columns are {names} "
+            "(set --text_field)"
+        )
+    if max_length < 2:
+        raise ValueError(f"max_length must be >= 2 (anchor + one token), got {max_length}")
+
+    def tokenize_and_chunk(batch: dict[str, list]) -> dict[str, list]:
+        texts = [t for t in batch[text_field] if t and t.strip()]
+        stream: list[int] = []
+        for ids in tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []:
+            stream += ids
+            stream.append(eos_token_id)
+        chunks = chunk_ids(stream, anchor_token_id, max_length - 1)
+        return {"input_ids": chunks, "frozen": [1] * len(chunks)}
+
+    kwargs = {"num_proc": num_proc} if isinstance(ds, Dataset) and num_proc else {}
+    return ds.map(tokenize_and_chunk, batched=True, batch_size=1000, remove_columns=names, **kwargs)

@@ -1,0 +1,73 @@
+"""The data collator: x0 sampling, alignment and the training path, in DataLoader workers.
+
+Each example is ``{"input_ids": x1, "frozen": f}`` (anchor + prompt = the first f tokens).
+The collator draws x0 = x1[:f] + x0-sampler tokens, aligns (x0, x1) after the frozen prefix,
+draws t and z_t (``editflow_core.sample_path``), and returns the ``PathSample`` fields as a dict
+of tensors. The training step then only runs the model and the loss.
+
+Randomness comes from torch's global generator: in a worker process it is seeded per worker by
+the DataLoader (from the main process's RNG, which checkpoints save), in the main process it is
+the main RNG itself; so runs are reproducible for a given seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import torch
+from editflow_core import PathSample, Scheduler, X0Sampler, align_batch, sample_path
+
+PATH_FIELDS = tuple(f.name for f in fields(PathSample))
+
+
+@dataclass
+class EditFlowCollator:
+    """Turns x1 examples into a sampled Edit Flow path.
+
+    Attributes:
+        x0_sampler: draws the x0 tokens after the frozen prefix.
+        scheduler: kappa(t) for the path.
+        pad_token_id: written into x_t's padding.
+        mask_token_id: for ``masks`` x0 (``None`` if the tokenizer has none).
+        vocab_size: for ``uniform`` x0.
+        special_ids: ids ``uniform`` x0 never draws.
+        coupling / gaps: see ``editflow_core.align_batch``.
+        t_eps: t ~ U[0, 1 - t_eps].
+    """
+
+    x0_sampler: X0Sampler
+    scheduler: Scheduler
+    pad_token_id: int
+    mask_token_id: int | None
+    vocab_size: int
+    special_ids: Sequence[int] = ()
+    coupling: str = "noise"
+    gaps: str = "random"
+    t_eps: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.x0_sampler.kind == "masks" and self.mask_token_id is None:
+            raise ValueError(
+                f"x0 sampler '{self.x0_sampler}' needs a mask token, but the tokenizer has none: "
+                "add one (tokenizer.add_special_tokens({'mask_token': ...})) or use "
+                "--x0_sampler empty / uniform[length:N]"
+            )
+
+    def x0(self, x1: Sequence[int], frozen: int) -> torch.Tensor:
+        """x1's frozen prefix followed by sampled x0 tokens: (f + n,) long."""
+        tail = self.x0_sampler.sample(
+            mask_token_id=self.mask_token_id,
+            vocab_size=self.vocab_size,
+            exclude_ids=self.special_ids,
+        )
+        return torch.cat([torch.as_tensor(x1[:frozen], dtype=torch.long), tail])
+
+    def __call__(self, examples: Sequence[dict]) -> dict[str, torch.Tensor]:
+        """B examples -> the ``PathSample`` fields (x_t (B, L), rate_mask (B, L, 3), edits (E,))."""
+        x1s = [ex["input_ids"] for ex in examples]
+        frozen = [int(ex.get("frozen", 1)) for ex in examples]
+        x0s = [self.x0(x1, f) for x1, f in zip(x1s, frozen)]
+        batch = align_batch(x0s, x1s, frozen, coupling=self.coupling, gaps=self.gaps)
+        path = sample_path(batch, self.scheduler, t_eps=self.t_eps, pad_token_id=self.pad_token_id)
+        return {name: getattr(path, name) for name in PATH_FIELDS}

@@ -1,0 +1,179 @@
+"""Configuration dataclasses: model, data, and ``TrainingArguments`` plus the Edit Flow fields.
+
+Every field carries ``metadata={"help": ...}`` so ``editflow-train pt --help`` documents it.
+The same three dataclasses serve ``pt`` and ``sft``; the subcommand only decides how records
+become sequences. A YAML file (``--config``) sets any field by its flat name; the command line
+overrides it (see ``cli.py``).
+
+Defaults that differ from ``TrainingArguments``: ``remove_unused_columns=False`` (the collator
+needs the raw token lists). ``report_to`` keeps the Trainer's ``"none"``: TensorBoard only on
+request (``--report_to tensorboard``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from transformers import TrainingArguments
+
+
+def _help(text: str, **kwargs) -> dict:
+    return {"metadata": {"help": text}, **kwargs}
+
+
+@dataclass
+class ModelArguments:
+    """Which model to train: an Edit Flow checkpoint, a source model to convert, or from scratch."""
+
+    model_name_or_path: str | None = field(
+        default=None,
+        **_help(
+            "Edit Flow checkpoint (dir or hub id) to continue from, or a masked-LM / a2d decoder / "
+            "LLaDA / Dream checkpoint to convert first. Unset: build a model from scratch."
+        ),
+    )
+    tokenizer_name_or_path: str | None = field(
+        default=None,
+        **_help(
+            "Tokenizer dir or hub id. Unset: the model's own tokenizer, or (from scratch) a "
+            "byte-level BPE trained on the training data and cached in <output_dir>/tokenizer."
+        ),
+    )
+    tokenizer_vocab_size: int = field(
+        default=2048, **_help("Vocabulary size of the locally trained BPE tokenizer.")
+    )
+    arch: str = field(
+        default="modernbert",
+        **_help("Backbone family of a from-scratch model (modernbert, bert, qwen3, llama, ...)."),
+    )
+    hidden_size: int = field(default=256, **_help("From scratch: hidden size H."))
+    num_layers: int = field(default=4, **_help("From scratch: number of layers."))
+    num_heads: int = field(default=4, **_help("From scratch: attention heads."))
+    intermediate_size: int | None = field(
+        default=None, **_help("From scratch: MLP width (default 4 * hidden_size).")
+    )
+    max_position_embeddings: int = field(
+        default=1024, **_help("From scratch: longest sequence the model accepts.")
+    )
+    time_conditioning: bool = field(
+        default=True,
+        **_help("From scratch / conversion: add an embedding of t to the inputs."),
+    )
+    attn_implementation: str | None = field(
+        default=None, **_help("Attention kernel: sdpa, eager, flex_attention (default: HF's).")
+    )
+    lora: bool = field(
+        default=False,
+        **_help("Train LoRA adapters on the backbone (new heads train in full); merged at the end."),
+    )
+    lora_r: int = field(default=16, **_help("LoRA rank."))
+    lora_alpha: int = field(default=32, **_help("LoRA alpha (scaling numerator)."))
+    lora_dropout: float = field(default=0.0, **_help("LoRA dropout."))
+    lora_target_modules: list[str] | None = field(
+        default=None, **_help("Backbone Linear names to adapt (default: every Linear).")
+    )
+    load_in_4bit: bool = field(
+        default=False,
+        **_help("Load the backbone in 4-bit NF4 (bitsandbytes) for QLoRA; needs --lora."),
+    )
+
+
+@dataclass
+class DataArguments:
+    """What to train on and how records become sequences."""
+
+    dataset: str = field(
+        **_help(
+            "Dataset spec: a hub id or a local file/folder (txt, json, jsonl, parquet, csv); "
+            "'name[train:1000,test:100]' slices disjoint train/test sets; 'a+b' concatenates."
+        ),
+    )
+    eval_dataset: str | None = field(
+        default=None,
+        **_help("Separate evaluation dataset spec (default: the 'test' slice of --dataset, if any)."),
+    )
+    text_field: str = field(default="text", **_help("pt: the column holding the text."))
+    txt_sample_by: Literal["line", "paragraph", "document"] = field(
+        default="paragraph", **_help("How a .txt file splits into documents.")
+    )
+    max_length: int = field(
+        default=512, **_help("Longest x1 in tokens, anchor and EOS included (pt: chunk size).")
+    )
+    streaming: bool = field(
+        default=False, **_help("Stream the dataset instead of downloading it (needs max_steps).")
+    )
+    sft_truncation: Literal["drop", "truncate_response"] = field(
+        default="drop",
+        **_help(
+            "sft: what to do with a record longer than max_length. 'drop' skips it; "
+            "'truncate_response' cuts the response's end. A prompt is never cut: a record whose "
+            "prompt alone does not fit is always dropped, and drops are reported."
+        ),
+    )
+    preprocessing_num_workers: int | None = field(
+        default=None, **_help("Processes for tokenisation (datasets.map num_proc).")
+    )
+
+
+@dataclass
+class EditFlowTrainingArguments(TrainingArguments):
+    """``TrainingArguments`` plus the Edit Flow path and loss settings and end-of-run samples."""
+
+    x0_sampler: str | None = field(
+        default=None,
+        **_help(
+            "Source distribution x0: 'empty', 'masks[length:64]', 'uniform[length:32-96]', "
+            "'masks[mean:64]'. Default: the model config's (from scratch: 'empty')."
+        ),
+    )
+    scheduler: str | None = field(
+        default=None,
+        **_help(
+            "kappa scheduler: 'linear', 'cubic' (t^3), 'poly[n:2]', 'cosine'. "
+            "Default: the model config's (from scratch: 'cubic')."
+        ),
+    )
+    t_eps: float = field(default=1e-3, **_help("t is drawn from U[0, 1 - t_eps]."))
+    max_weight: float = field(default=20.0, **_help("Clamp on the loss weight w(t)."))
+    normalize: Literal["x1_length", "batch_tokens", "none"] = field(
+        default="x1_length", **_help("Loss normalisation (see editflow_core.edit_flow_loss).")
+    )
+    coupling: Literal["noise", "optimal"] = field(
+        default="noise",
+        **_help(
+            "Alignment of x0 and x1: 'noise' (closed form, for x0 without real tokens) or "
+            "'optimal' (Levenshtein)."
+        ),
+    )
+    gaps: Literal["random", "left", "right"] = field(
+        default="random", **_help("Where the 'noise' coupling puts insertions / deletions.")
+    )
+    max_train_seconds: float | None = field(
+        default=None,
+        **_help(
+            "Stop training after this much wall time (the run still saves and samples); "
+            "max_steps still bounds it. Keeps the CPU quickstart within its time on slow machines."
+        ),
+    )
+    torch_num_threads: int | None = field(
+        default=None,
+        **_help(
+            "torch intra-op threads of the training process (default: torch's). 1 avoids the "
+            "OpenMP spin-wait slowdown on a CPU shared with other processes."
+        ),
+    )
+    num_samples: int = field(
+        default=4, **_help("Samples printed after training (0: none).")
+    )
+    sample_steps: int = field(default=64, **_help("Tau-leaping steps per sample."))
+    sample_max_new_tokens: int = field(default=128, **_help("Cap on a sample's length."))
+    sample_prompts: list[str] | None = field(
+        default=None, **_help("sft: prompts for the end-of-run samples (default: eval records).")
+    )
+    remove_unused_columns: bool = field(
+        default=False, **_help("Kept False: the collator needs the token lists.")
+    )
+
+
+Mode = Literal["pt", "sft"]

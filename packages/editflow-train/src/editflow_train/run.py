@@ -1,0 +1,186 @@
+"""One training run, ``pt`` or ``sft``: data, tokenizer, model, collator, Trainer, final save,
+samples. ``cli.py`` parses the configuration and calls ``train``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from editflow_core import make_scheduler, make_x0_sampler
+from editflow_models.prompting import eos_token_id, prefix_ids, render_chat
+from transformers import set_seed
+
+from editflow_train.chunking import pretraining_dataset
+from editflow_train.collator import EditFlowCollator
+from editflow_train.config import DataArguments, EditFlowTrainingArguments, ModelArguments, Mode
+from editflow_train.final_checkpoint import save_final
+from editflow_train.model_setup import (
+    anchor_id,
+    base_model,
+    load_or_build_model,
+    load_tokenizer,
+    source_checkpoint,
+)
+from editflow_train.samples import corpus_vocabulary, generate, real_word_fraction
+from editflow_train.sft_records import record_messages, sft_dataset
+from editflow_train.sources import load_dataset_spec
+from editflow_train.trainer import COMPLETE, EditFlowTrainer, TimeBudget, latest_checkpoint
+
+logger = logging.getLogger(__name__)
+
+
+def _texts(ds, mode: Mode, text_field: str):
+    """Raw training texts (for the local tokenizer and the corpus vocabulary)."""
+    for record in ds:
+        if mode == "pt":
+            yield record.get(text_field) or ""
+        else:
+            messages, response = record_messages(record)
+            yield from (m["content"] for m in messages)
+            yield response
+
+
+def resolve_resume(value: str | None, output_dir: str) -> str | None:
+    """``--resume_from_checkpoint``: 'latest'/'true' -> newest complete checkpoint (or none);
+    a path must be a complete checkpoint."""
+    if value is None or value.lower() in ("", "false", "none"):
+        return None
+    if value.lower() in ("latest", "true"):
+        found = latest_checkpoint(output_dir)
+        if found is None:
+            logger.warning("no complete checkpoint in %s: starting from scratch", output_dir)
+        return str(found) if found else None
+    if not (Path(value) / COMPLETE).is_file():
+        raise ValueError(f"{value} is not a complete checkpoint (no {COMPLETE} marker)")
+    return value
+
+
+def check_data(model_args: ModelArguments, data: DataArguments, args: EditFlowTrainingArguments) -> None:
+    """Raise ValueError on settings that cannot work together."""
+    if data.streaming and args.max_steps <= 0:
+        raise ValueError("--streaming true needs --max_steps > 0 (a stream has no length)")
+
+
+def build_datasets(mode, data, tokenizer, anchor, eos, train_raw, test_raw):
+    """Tokenized train / eval datasets."""
+    def prepare(ds):
+        if mode == "pt":
+            return pretraining_dataset(
+                ds, tokenizer, anchor_token_id=anchor, eos_token_id=eos,
+                text_field=data.text_field, max_length=data.max_length,
+                num_proc=data.preprocessing_num_workers,
+            )
+        return sft_dataset(
+            ds, tokenizer, anchor_token_id=anchor, eos_token_id=eos,
+            max_length=data.max_length, truncation=data.sft_truncation,
+            num_proc=data.preprocessing_num_workers,
+        )
+
+    train = prepare(train_raw)
+    if not data.streaming and len(train) == 0:
+        raise ValueError(f"dataset {data.dataset!r} yields no training sequences after tokenization")
+    return train, (prepare(test_raw) if test_raw is not None else None)
+
+
+def sample_prefixes(mode, tokenizer, anchor, prompts, n) -> list[list[int]]:
+    """Frozen prefixes for the end-of-run samples: the anchor (pt) or chat prompts (sft)."""
+    if mode == "pt":
+        return [[anchor]] * n
+    return [
+        prefix_ids(anchor, tokenizer, render_chat(tokenizer, [{"role": "user", "content": p}]))
+        for p in prompts[:n]
+    ]
+
+
+def train(
+    mode: Mode, model_args: ModelArguments, data: DataArguments, args: EditFlowTrainingArguments
+) -> Path:
+    """Run training end to end; returns the path of ``checkpoint-final``."""
+    check_data(model_args, data, args)
+    if args.torch_num_threads:
+        torch.set_num_threads(args.torch_num_threads)
+    set_seed(args.seed)
+    train_raw, test_raw = load_dataset_spec(data.dataset, data.streaming, data.txt_sample_by)
+    if data.eval_dataset:
+        test_raw = load_dataset_spec(data.eval_dataset, data.streaming, data.txt_sample_by)[0]
+    if not data.streaming and len(train_raw) == 0:
+        raise ValueError(f"dataset {data.dataset!r} is empty")
+
+    checkpoint = source_checkpoint(model_args, args)
+    tokenizer = load_tokenizer(
+        model_args, args, checkpoint, lambda: _texts(train_raw, mode, data.text_field)
+    )
+    model = load_or_build_model(model_args, args, checkpoint, tokenizer)
+    config = base_model(model).config
+    eos = eos_token_id(tokenizer)
+    if eos is None:
+        raise ValueError("the tokenizer has no EOS (or SEP) token to end texts with")
+    anchor = config.anchor_token_id if config.anchor_token_id is not None else anchor_id(tokenizer)
+
+    with args.main_process_first(desc="tokenization"):
+        train_ds, eval_ds = build_datasets(mode, data, tokenizer, anchor, eos, train_raw, test_raw)
+    special = [i for i in (tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.mask_token_id,
+                           tokenizer.unk_token_id, tokenizer.cls_token_id) if i is not None]
+    scheduler = make_scheduler(config.scheduler, max_weight=args.max_weight)
+    collator = EditFlowCollator(
+        x0_sampler=make_x0_sampler(config.x0),
+        scheduler=scheduler,
+        pad_token_id=config.pad_token_id or 0,
+        mask_token_id=tokenizer.mask_token_id,
+        vocab_size=len(tokenizer),
+        special_ids=special,
+        coupling=args.coupling,
+        gaps=args.gaps,
+        t_eps=args.t_eps,
+    )
+    trainer = EditFlowTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        data_collator=collator,
+        processing_class=tokenizer,
+        scheduler=scheduler,
+        normalize=args.normalize,
+    )
+    if args.max_train_seconds:
+        trainer.add_callback(TimeBudget(args.max_train_seconds))
+    result = trainer.train(resume_from_checkpoint=resolve_resume(args.resume_from_checkpoint, args.output_dir))
+    final = save_final(
+        trainer, tokenizer, lora=model_args.lora, quantized=model_args.load_in_4bit,
+        base_checkpoint=checkpoint,
+    )
+    if trainer.is_world_process_zero():
+        summary = {"train_loss": result.training_loss, "global_step": result.global_step}
+        if args.num_samples > 0:
+            summary |= report_samples(mode, trainer, tokenizer, anchor, data, args, train_raw, test_raw)
+        (Path(args.output_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
+        print(f"checkpoint: {final}")
+    trainer.accelerator.end_training()
+    return final
+
+
+def report_samples(mode, trainer, tokenizer, anchor, data, args, train_raw, test_raw) -> dict:
+    """Print samples (and, for pt, the real-word fraction); returns them for summary.json."""
+    model = base_model(trainer.accelerator.unwrap_model(trainer.model))
+    prompts = args.sample_prompts
+    if mode == "sft" and not prompts:
+        source = test_raw if test_raw is not None else train_raw
+        prompts = [record_messages(r)[0][-1]["content"] for _, r in zip(range(args.num_samples), source)]
+    prefixes = sample_prefixes(mode, tokenizer, anchor, prompts or [], args.num_samples)
+    texts = generate(model, tokenizer, prefixes, steps=args.sample_steps,
+                     max_new_tokens=args.sample_max_new_tokens, seed=args.seed)
+    out: dict = {"samples": texts}
+    for i, text in enumerate(texts):
+        head = f"--- sample {i}" + (f" | prompt: {prompts[i]!r}" if mode == "sft" else "")
+        print(f"{head}\n{text.strip()}\n")
+    if mode == "pt" and not data.streaming:
+        vocab = corpus_vocabulary(_texts(train_raw, mode, data.text_field))
+        out["real_word_fraction"] = real_word_fraction(texts, vocab)
+        print(f"real-word fraction: {out['real_word_fraction']:.3f} "
+              "(share of generated words found in the training corpus)")
+    return out
