@@ -77,3 +77,30 @@ def test_converted_trains(kind, converted):
     losses = train_steps(model, steps=2)
     assert all(torch.isfinite(torch.tensor(losses)))
     assert_all_changed(model, before)
+
+
+@pytest.mark.parametrize("arch", ["modernbert", "qwen3"])
+def test_gradient_checkpointing_gives_the_same_gradients(arch):
+    torch.manual_seed(0)
+    model = build_model_from_scratch(
+        arch, vocab_size=VOCAB, anchor_token_id=2, hidden_size=32, num_layers=2, num_heads=4
+    )
+    model.train()  # both families have zero dropout by default: runs are deterministic
+    path = sample_path(
+        core_batch(0), make_scheduler("cubic"), generator=torch.Generator().manual_seed(0)
+    )
+
+    def grads() -> dict[str, torch.Tensor]:
+        model.zero_grad()
+        out = model(
+            path.x_t, path.attention_mask, path.t, ins_rows=path.ins_rows, sub_rows=path.sub_rows
+        )
+        edit_flow_loss(out, path, make_scheduler("cubic")).loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    plain = grads()
+    model.activation_checkpointing_enable()
+    assert model.backbone.is_activation_checkpointing
+    checkpointed = grads()
+    for name, g in plain.items():
+        torch.testing.assert_close(checkpointed[name], g, atol=1e-6, rtol=1e-5)
