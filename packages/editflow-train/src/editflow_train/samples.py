@@ -72,7 +72,7 @@ def generate(
         device=device,
     )
     params = [
-        SamplingParams(steps=steps, max_new_tokens=max_new_tokens, seed=seed + i)
+        SamplingParams(steps=steps, max_new_tokens=max(max_new_tokens, len(x0[i])), seed=seed + i)
         for i in range(len(prefixes))
     ]
     results = sampler.generate(prefixes, x0, params)

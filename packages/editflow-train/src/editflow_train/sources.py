@@ -120,7 +120,16 @@ def split_source(splits, spec: SourceSpec) -> tuple[AnyDataset, AnyDataset | Non
 
 
 def _concat(parts: list[AnyDataset]) -> AnyDataset:
-    return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
+    """Concatenate parts; string columns of different Arrow types (csv vs json) are unified."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0].features
+    if first is not None:
+        parts = [
+            p.cast(first) if p.features is not None and set(p.features) == set(first) else p
+            for p in parts
+        ]
+    return concatenate_datasets(parts)
 
 
 def load_dataset_spec(
