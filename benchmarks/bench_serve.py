@@ -1,0 +1,177 @@
+"""Benchmark editflow-serve with concurrent OpenAI-client requests.
+
+    uv run python benchmarks/bench_serve.py [--steps 32] [--max-tokens 32] [--url URL]
+
+Starts a server (``--model``; default the quickstart checkpoint ``runs/quickstart/checkpoint-final``
+when it exists, else a tiny random model made on the spot; ``--model tiny`` forces it; it says which) unless ``--url`` points at a running
+one, then drives POST /v1/chat/completions at concurrency 1, 4 and 16 and prints requests/s and
+p50/p99 latency. Target: at 16 concurrent, throughput >= 6x that at 1, and no request fails
+(exit status 1 otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from openai import AsyncOpenAI
+
+QUICKSTART = Path("runs/quickstart/checkpoint-final")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str, str]:
+    if args.model not in (None, "tiny"):
+        model, what = Path(args.model), f"checkpoint {args.model}"
+    elif QUICKSTART.is_dir() and args.model is None:
+        model, what = QUICKSTART, f"quickstart checkpoint {QUICKSTART}"
+    else:
+        from editflow_serve.tiny import save_tiny_model
+
+        model = save_tiny_model(Path(tempfile.mkdtemp()) / "tiny-random")
+        what = "a tiny random model (hidden 32, 2 layers)"
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "editflow_serve.cli",
+        "--model",
+        str(model),
+        "--port",
+        str(port),
+        "--max-running",
+        "32",
+        "--max-queued",
+        "256",
+        "--log-level",
+        "warning",
+        "--torch-threads",
+        str(args.torch_threads),
+        "--device",
+        args.device,
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while True:
+        if proc.poll() is not None:
+            sys.exit("the server exited during startup")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return proc, url, what
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            sys.exit("the server did not become healthy in 300 s")
+        time.sleep(0.3)
+
+
+async def run_level(client: AsyncOpenAI, model: str, conc: int, total: int, args) -> dict:
+    latencies: list[float] = []
+    failures = 0
+    sem = asyncio.Semaphore(conc)
+
+    async def one(i: int) -> None:
+        nonlocal failures
+        async with sem:
+            t0 = time.perf_counter()
+            try:
+                await client.chat.completions.create(
+                    model=model,
+                    messages=[{"role": "user", "content": f"Tell me about edit number {i}."}],
+                    max_tokens=args.max_tokens,
+                    seed=i,
+                    extra_body={"steps": args.steps},
+                )
+                latencies.append(time.perf_counter() - t0)
+            except Exception as err:  # noqa: BLE001 (every failure counts)
+                failures += 1
+                print(f"  request {i} failed: {err!r}", file=sys.stderr)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(total)))
+    wall = time.perf_counter() - t0
+    lat = sorted(latencies) or [float("nan")]
+    return {
+        "conc": conc,
+        "requests": total,
+        "failures": failures,
+        "rps": len(latencies) / wall,
+        "p50": statistics.median(lat),
+        "p99": lat[min(len(lat) - 1, int(round(0.99 * (len(lat) - 1))))],
+    }
+
+
+async def bench(url: str, args) -> list[dict]:
+    client = AsyncOpenAI(
+        base_url=url + "/v1",
+        api_key=os.environ.get("EDITFLOW_API_KEY", "none"),
+        max_retries=0,
+        timeout=600,
+    )
+    model = (await client.models.list()).data[0].id
+    await run_level(client, model, 4, 8, args)  # warm-up
+    rows = []
+    for conc in (1, 4, 16):
+        rows.append(await run_level(client, model, conc, max(args.requests, 2 * conc), args))
+    await client.close()
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--url", help="a running server (default: start one)")
+    p.add_argument(
+        "--model", help="checkpoint to serve, or 'tiny' (default: quickstart if present)"
+    )
+    p.add_argument("--steps", type=int, default=32)
+    p.add_argument("--max-tokens", type=int, default=32)
+    p.add_argument("--requests", type=int, default=32, help="requests per concurrency level")
+    p.add_argument("--torch-threads", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args()
+    proc = None
+    if args.url:
+        url, what = args.url, f"the server at {args.url}"
+    else:
+        proc, url, what = start_server(args)
+    try:
+        print(f"model: {what}; {args.steps} steps, max_tokens {args.max_tokens}, chat completions")
+        rows = asyncio.run(bench(url, args))
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(60)
+    print(
+        f"{'concurrency':>11} {'requests':>8} {'failed':>6} {'req/s':>8} {'p50 s':>8} {'p99 s':>8}"
+    )
+    for r in rows:
+        print(
+            f"{r['conc']:>11} {r['requests']:>8} {r['failures']:>6} {r['rps']:>8.2f} "
+            f"{r['p50']:>8.3f} {r['p99']:>8.3f}"
+        )
+    speedup = rows[-1]["rps"] / rows[0]["rps"]
+    ok = speedup >= 6 and not any(r["failures"] for r in rows)
+    print(
+        f"throughput at 16 / at 1: {speedup:.1f}x (target >= 6x, no failures): {'PASS' if ok else 'FAIL'}"
+    )
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
