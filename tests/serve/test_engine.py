@@ -113,3 +113,14 @@ def test_cli_flags_override_yaml(tmp_path):
     cfg.write_text("bogus_key: 1\n")
     with pytest.raises(SystemExit):
         parse_args(["--config", str(cfg)])
+
+
+def test_no_model_exits_with_how_to_train_or_convert(tmp_path, monkeypatch):
+    from editflow_serve.cli import resolve_model
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as err:
+        resolve_model(None)
+    msg = str(err.value)
+    assert "editflow-train pt --config configs/pt/quickstart.yaml" in msg
+    assert "editflow convert --model SRC --output DIR" in msg
