@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from editflow_core import BatchSampler, SamplingParams, make_scheduler, sample_tokens
+from editflow_core import BatchSampler, RatesFirst, SamplingParams, make_scheduler, sample_tokens
 
 from .fakes import (
     AnchorInsertModel,
@@ -209,12 +209,43 @@ def test_sample_tokens_filters():
     assert torch.allclose(torch.bincount(cold, minlength=4).float() / 4000, want, atol=0.03)
 
 
-def test_peek_shows_the_running_sequence_and_its_trace():
+def test_progress_shows_the_running_sequence_and_its_trace():
     s = BatchSampler(ConstantModel(vocab=12, sub=5.0), make_scheduler("linear"))
     s.add([1], [4, 4, 4], SamplingParams(steps=5, seed=0, trace=True), key="k")
-    assert s.peek("k") is None  # queued, not running yet
+    assert s.progress("k") is None  # queued, not running yet
     s.step()
-    tokens, trace = s.peek("k")
-    assert tokens[0] == 1 and len(tokens) == 4 and len(trace) == 1
-    assert [e.pos for e in trace[0].edits] == sorted(e.pos for e in trace[0].edits)
-    assert s.peek("other") is None
+    p = s.progress("k")
+    assert p.tokens[0] == 1 and len(p.tokens) == 4 and len(p.trace) == 1 and p.step == 1
+    assert p.n_sub == len(p.trace[0].edits) and p.n_ins == p.n_del == 0
+    assert [e.pos for e in p.trace[0].edits] == sorted(e.pos for e in p.trace[0].edits)
+    assert s.progress("other") is None and s.running_keys() == ["k"]
+
+
+class RatesFirstWrapper:
+    """The same model through the rates-first protocol, recording which rows it computed."""
+
+    def __init__(self, inner):
+        self.inner, self.time_conditioned, self.rows_asked = inner, inner.time_conditioned, 0
+
+    def __call__(self, *args, **kwargs):
+        raise AssertionError("the sampler must use forward_rates")
+
+    def forward_rates(self, input_ids, attention_mask, t):
+        out = self.inner(input_ids, attention_mask, t)
+
+        def token_logits(ins_rows, sub_rows):
+            self.rows_asked += len(ins_rows) + len(sub_rows)
+            return out.ins_logits.flatten(0, 1)[ins_rows], out.sub_logits.flatten(0, 1)[sub_rows]
+
+        return RatesFirst(out.rates, token_logits)
+
+
+def test_rates_first_models_give_the_same_results_with_logits_at_fired_rows_only():
+    inner = TokenDependentModel(vocab=12, ins=1.5, dele=0.7, sub=1.0)
+    prompts, x0 = [[1], [1, 3, 4]], [[11] * 3, [11]]
+    params = [SamplingParams(steps=15, seed=7 + i, max_new_tokens=20) for i in range(2)]
+    plain = BatchSampler(inner, make_scheduler("cubic")).generate(prompts, x0, params)
+    wrapped = RatesFirstWrapper(inner)
+    lazy = BatchSampler(wrapped, make_scheduler("cubic")).generate(prompts, x0, params)
+    assert [r.tokens for r in lazy] == [r.tokens for r in plain]
+    assert wrapped.rows_asked == sum(r.n_ins + r.n_sub for r in lazy)

@@ -110,11 +110,11 @@ def run_one(setup, prefix: list[int], params: SamplingParams, on_step=None) -> G
     sampler = setup.sampler()
     sampler.add(prefix, x0, params, key=0)
     while True:
-        peek = sampler.peek(0)
-        before = peek[0] if peek else prefix + x0
+        now = sampler.progress(0)
+        before = now.tokens if now else prefix + x0
         done = sampler.step()
         if on_step is not None:
-            trace = done[0].trace if done else sampler.peek(0)[1]
+            trace = done[0].trace if done else sampler.progress(0).trace
             on_step(before, trace[-1] if trace else None)
         if done:
             return done[0]

@@ -7,8 +7,15 @@ sampler. Depends on torch and rapidfuzz only; never on transformers.
 from .alignment import BLANK, AlignedBatch, align, align_batch, couple_noise, strip_blanks
 from .loss import LossOutput, edit_flow_loss
 from .path import PathSample, rate_mask, sample_path, sample_time
-from .protocol import DEL, INS, SUB, EditFlowModel, EditFlowOutput
-from .sampler import BatchSampler, EditOp, GenerationResult, SamplingParams, TraceStep
+from .protocol import DEL, INS, SUB, EditFlowModel, EditFlowOutput, RatesFirst, RatesFirstModel
+from .sampler import (
+    BatchSampler,
+    EditOp,
+    GenerationResult,
+    SamplingParams,
+    SequenceProgress,
+    TraceStep,
+)
 from .scheduler import SCHEDULERS, Scheduler, make_scheduler
 from .spec import parse_spec
 from .token_sampling import sample_tokens
@@ -29,8 +36,11 @@ __all__ = [
     "GenerationResult",
     "LossOutput",
     "PathSample",
+    "RatesFirst",
+    "RatesFirstModel",
     "SamplingParams",
     "Scheduler",
+    "SequenceProgress",
     "TraceStep",
     "X0Sampler",
     "align",

@@ -13,6 +13,12 @@ transformers. A model is anything with this signature:
   holding a remaining insertion / substitution), so no (B, L, V) tensor is materialised.
   When ``None``, it returns logits for every position (sampling).
 
+Sampling only needs token logits where an edit fires, which it knows only after it has the
+rates. A model may therefore also implement ``forward_rates(input_ids, attention_mask, t) ->
+RatesFirst``: the rates now, and a function that computes token logits at chosen rows from the
+same forward. ``BatchSampler`` uses it when present (``RatesFirstModel``), which saves the two
+(B, L, V) logit tensors per step; any plain model works too.
+
 Design choice: flat indices rather than (batch, position) pairs, so a model gathers its
 hidden states with one ``hidden.flatten(0, 1)[rows]`` and the index survives any
 ``**inputs`` plumbing (HF Trainer, DeepSpeed) as a single tensor.
@@ -20,8 +26,9 @@ hidden states with one ``hidden.flatten(0, 1)[rows]`` and the index survives any
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import torch
 
@@ -58,3 +65,35 @@ class EditFlowModel(Protocol):
         ins_rows: torch.Tensor | None = None,
         sub_rows: torch.Tensor | None = None,
     ) -> EditFlowOutput: ...
+
+
+@dataclass
+class RatesFirst:
+    """One forward pass for sampling: rates now, token logits on demand.
+
+    Attributes:
+        rates: (B, L, 3) float, as in ``EditFlowOutput``.
+        token_logits: ``(ins_rows, sub_rows) -> (ins_logits, sub_logits)``, flat row indices
+            ``b * L + i`` (N_ins,), (N_sub,) -> logits (N_ins, V), (N_sub, V) from the same forward.
+    """
+
+    rates: torch.Tensor
+    token_logits: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+    @classmethod
+    def from_output(cls, out: EditFlowOutput) -> RatesFirst:
+        """Wrap a full-logits output (every position) of a plain model."""
+
+        def token_logits(ins_rows: torch.Tensor, sub_rows: torch.Tensor):
+            return out.ins_logits.flatten(0, 1)[ins_rows], out.sub_logits.flatten(0, 1)[sub_rows]
+
+        return cls(out.rates, token_logits)
+
+
+@runtime_checkable
+class RatesFirstModel(Protocol):
+    """A model that can defer its token heads to the rows a sampler picks."""
+
+    def forward_rates(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, t: torch.Tensor
+    ) -> RatesFirst: ...

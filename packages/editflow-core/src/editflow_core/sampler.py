@@ -19,6 +19,9 @@ Design decisions:
 - Continuous batching. ``BatchSampler`` holds the running batch: ``add`` queues a sequence,
   ``step`` admits queued ones, runs one forward + one leap for everybody, and returns the
   sequences that finished. Each sequence keeps its own steps, temperature, top-k/p, cap, seed.
+- Token heads at fired rows only. With a ``RatesFirstModel`` the sampler takes the rates,
+  decides which edits fire, then asks for token logits at those rows only; a plain model's
+  full logits are used as they are.
 - Forward reuse. If no edit fired anywhere in the last step, the batch did not change and the
   model ignores t (``model.time_conditioned`` is False), the last forward is reused.
 - Stopping. A sequence finishes after ``steps`` steps, or early when no edit fired for
@@ -38,7 +41,7 @@ from typing import Any
 import torch
 
 from .path import rate_mask
-from .protocol import DEL, INS, SUB, EditFlowModel, EditFlowOutput
+from .protocol import DEL, INS, SUB, EditFlowModel, RatesFirst, RatesFirstModel
 from .scheduler import Scheduler
 from .token_sampling import sample_tokens
 
@@ -144,6 +147,19 @@ class GenerationResult:
 
 
 @dataclass
+class SequenceProgress:
+    """A running sequence between steps (see ``BatchSampler.progress``)."""
+
+    tokens: list[int]
+    step: int
+    t: float
+    n_ins: int
+    n_del: int
+    n_sub: int
+    trace: list[TraceStep] | None
+
+
+@dataclass
 class _Row:
     key: Any
     params: SamplingParams
@@ -202,7 +218,8 @@ class BatchSampler:
         self.lengths = torch.empty(0, dtype=torch.long, device=self.device)  # (B,)
         self.rows: list[_Row] = []
         self.pending: list[tuple[_Row, torch.Tensor]] = []
-        self._last: EditFlowOutput | None = None
+        self._last: RatesFirst | None = None
+        self._rates_first = isinstance(model, RatesFirstModel)
         self.forward_passes = 0
 
     # ---------------------------------------------------------------- queue
@@ -246,13 +263,28 @@ class BatchSampler:
                 return True
         return False
 
-    def peek(self, key: Any) -> tuple[list[int], list[TraceStep] | None] | None:
-        """The current tokens (prefix included) and the trace so far of a running sequence,
-        or ``None`` if no running sequence has this key. For live views between steps."""
+    def progress(self, key: Any) -> SequenceProgress | None:
+        """Where a running sequence stands (``None`` if no running sequence has this key).
+
+        For live views and servers between steps: the current tokens, steps taken, edit counts
+        and the trace so far (the list grows; read it, do not modify it).
+        """
         for b, row in enumerate(self.rows):
             if row.key == key:
-                return self.ids[b, : int(self.lengths[b])].tolist(), row.trace
+                return SequenceProgress(
+                    tokens=self.ids[b, : int(self.lengths[b])].tolist(),
+                    step=row.step,
+                    t=row.t,
+                    n_ins=row.counts[INS],
+                    n_del=row.counts[DEL],
+                    n_sub=row.counts[SUB],
+                    trace=row.trace,
+                )
         return None
+
+    def running_keys(self) -> list[Any]:
+        """Keys of the sequences in the running batch, in batch order."""
+        return [row.key for row in self.rows]
 
     @property
     def num_running(self) -> int:
@@ -321,7 +353,10 @@ class BatchSampler:
         t = torch.tensor([r.t for r in self.rows], dtype=torch.float32, device=self.device)  # (B,)
         if self._last is None or self.time_conditioned:
             with torch.no_grad():
-                self._last = self.model(self.ids, mask, t)
+                if self._rates_first:
+                    self._last = self.model.forward_rates(self.ids, mask, t)
+                else:
+                    self._last = RatesFirst.from_output(self.model(self.ids, mask, t))
             self.forward_passes += 1
             for r in self.rows:
                 r.forward_passes += 1
@@ -340,15 +375,18 @@ class BatchSampler:
             u[:, b, :n] = torch.rand(5, n, generator=r.generator)
         return u.to(self.device)
 
-    def _draw(self, out: EditFlowOutput, sub: torch.Tensor, ins: torch.Tensor, u: torch.Tensor):
+    def _draw(self, out: RatesFirst, sub: torch.Tensor, ins: torch.Tensor, u: torch.Tensor):
         """Tokens for the fired substitutions and insertions, in one ``sample_tokens`` call.
 
         sub, ins: (B, L) bool; u: (5, B, L) uniforms. Returns (sub tokens, ins tokens) for
         ``sub.nonzero()`` and ``ins.nonzero()`` order.
         """
+        L = sub.shape[1]
         sb, si = sub.nonzero(as_tuple=True)
         ib, ii = ins.nonzero(as_tuple=True)
-        rows = torch.cat([out.sub_logits[sb, si], out.ins_logits[ib, ii]]).float()  # (N, V)
+        with torch.no_grad():
+            ins_logits, sub_logits = out.token_logits(ib * L + ii, sb * L + si)
+        rows = torch.cat([sub_logits, ins_logits]).float()  # (N, V)
         if len(self.banned) and len(rows):
             rows[:, self.banned.to(rows.device)] = float("-inf")
         b = torch.cat([sb, ib])
@@ -358,7 +396,7 @@ class BatchSampler:
         )  # fmt: skip
         return (sb, si, tokens[: len(sb)]), (ib, ii, tokens[len(sb) :])
 
-    def _leap(self, out: EditFlowOutput, mask: torch.Tensor, t: torch.Tensor) -> bool:
+    def _leap(self, out: RatesFirst, mask: torch.Tensor, t: torch.Tensor) -> bool:
         """Fire and apply one step of edits for every row; returns whether any edit fired."""
         B, L = self.ids.shape
         lam = out.rates.float() * rate_mask(mask, self._frozen)  # (B, L, 3)
