@@ -42,6 +42,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--time-conditioning", action="store_true", help="add a (zero-initialised) time embedding"
     )
+    p.add_argument(
+        "--anchor-token-id",
+        type=int,
+        help="id at position 0 of every sequence (default: BOS, else CLS)",
+    )
+    p.add_argument(
+        "--mask-token-id",
+        type=int,
+        help="mask token id (default: the tokenizer's, else the config's)",
+    )
+    p.add_argument(
+        "--pad-token-id", type=int, help="padding id (default: the tokenizer's, else the config's)"
+    )
     p.set_defaults(run=run_convert)
 
     p = sub.add_parser(
@@ -65,6 +78,9 @@ def run_convert(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         x0=args.x0,
         time_conditioning=args.time_conditioning,
+        anchor_token_id=args.anchor_token_id,
+        mask_token_id=args.mask_token_id,
+        pad_token_id=args.pad_token_id,
     )
     print(report)
     return 0
