@@ -16,6 +16,8 @@ Design decisions:
   backbone runs on ``inputs_embeds``. ``time_conditioned`` tells the sampler whether t matters.
 - Position ids are counted over real tokens, so outputs do not depend on the padding side.
 - Dream-style shifted backbones: deletion / substitution at i read the state at i - 1.
+- ``forward_rates`` (editflow_core's rates-first sampling protocol) returns the rates of one
+  pass and a function that runs the token heads at the rows where an edit fired.
 - Registered with ``AutoConfig`` / ``AutoModel`` under model_type "editflow" on import.
 """
 
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from editflow_core import RatesFirst
 from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers import initialization as init
@@ -122,26 +125,10 @@ class EditFlowModel(PreTrainedModel):
                     tensor._is_hf_initialized = False
                 self._init_weights(sub)
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        t: torch.Tensor | None = None,
-        ins_rows: torch.Tensor | None = None,
-        sub_rows: torch.Tensor | None = None,
-    ) -> EditFlowModelOutput:
-        """Rates at every position; token logits at every position or at the given rows.
-
-        Args:
-            input_ids: (B, L) long; position 0 of each row is the anchor.
-            attention_mask: (B, L) bool / long, 1 on real tokens (default: all real).
-            t: (B,) float CTMC time; required when ``time_conditioned``, ignored otherwise.
-            ins_rows: (N_ins,) long flat indices ``b * L + i``; logits only there when given.
-            sub_rows: (N_sub,) long flat indices ``b * L + i``; logits only there when given.
-
-        Returns:
-            ``EditFlowModelOutput`` with rates (B, L, 3) and ins / sub logits.
-        """
+    def _states(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, t: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One backbone pass: rates (B, L, 3), the states read by ins_head and by sub_head (B, L, H)."""
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be (B, L), got shape {tuple(input_ids.shape)}")
         if attention_mask is None:
@@ -176,11 +163,53 @@ class EditFlowModel(PreTrainedModel):
             sub_hidden = torch.cat([hidden[:, :1], hidden[:, :-1]], dim=1)  # (B, L, H)
             prev = torch.cat([raw_rates[:, :1], raw_rates[:, :-1]], dim=1)  # (B, L, 3)
             raw_rates = torch.cat([raw_rates[..., :1], prev[..., 1:]], dim=-1)
-        rates = F.softplus(raw_rates)
+        return F.softplus(raw_rates), hidden, sub_hidden
 
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        t: torch.Tensor | None = None,
+        ins_rows: torch.Tensor | None = None,
+        sub_rows: torch.Tensor | None = None,
+    ) -> EditFlowModelOutput:
+        """Rates at every position; token logits at every position or at the given rows.
+
+        Args:
+            input_ids: (B, L) long; position 0 of each row is the anchor.
+            attention_mask: (B, L) bool / long, 1 on real tokens (default: all real).
+            t: (B,) float CTMC time; required when ``time_conditioned``, ignored otherwise.
+            ins_rows: (N_ins,) long flat indices ``b * L + i``; logits only there when given.
+            sub_rows: (N_sub,) long flat indices ``b * L + i``; logits only there when given.
+
+        Returns:
+            ``EditFlowModelOutput`` with rates (B, L, 3) and ins / sub logits.
+        """
+        rates, hidden, sub_hidden = self._states(input_ids, attention_mask, t)
         ins_logits = self._token_logits(self.ins_head, hidden, ins_rows)
         sub_logits = self._token_logits(self.sub_head, sub_hidden, sub_rows)
         return EditFlowModelOutput(rates=rates, ins_logits=ins_logits, sub_logits=sub_logits)
+
+    def forward_rates(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, t: torch.Tensor | None
+    ) -> RatesFirst:
+        """Sampling pass (``editflow_core.RatesFirstModel``): rates now, token logits on demand.
+
+        Returns:
+            ``RatesFirst`` with rates (B, L, 3) and ``token_logits(ins_rows, sub_rows)`` that runs
+            the token heads on the kept states of this pass at flat rows (N,) -> (N, V).
+        """
+        rates, hidden, sub_hidden = self._states(input_ids, attention_mask, t)
+
+        def token_logits(
+            ins_rows: torch.Tensor, sub_rows: torch.Tensor
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            return (
+                self._token_logits(self.ins_head, hidden, ins_rows),
+                self._token_logits(self.sub_head, sub_hidden, sub_rows),
+            )
+
+        return RatesFirst(rates, token_logits)
 
     @staticmethod
     def _token_logits(
