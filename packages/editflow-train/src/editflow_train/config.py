@@ -167,6 +167,8 @@ class EditFlowTrainingArguments(TrainingArguments):
         default=4, **_help("Samples printed after training (0: none).")
     )
     sample_steps: int = field(default=64, **_help("Tau-leaping steps per sample."))
+    sample_temperature: float = field(default=1.0, **_help("Temperature of Q for samples."))
+    sample_top_p: float = field(default=1.0, **_help("Nucleus mass of Q for samples."))
     sample_max_new_tokens: int = field(default=128, **_help("Cap on a sample's length."))
     sample_prompts: list[str] | None = field(
         default=None, **_help("sft: prompts for the end-of-run samples (default: eval records).")

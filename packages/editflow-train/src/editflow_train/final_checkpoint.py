@@ -53,6 +53,8 @@ def save_final(
         if trainer.is_world_process_zero():
             _merge_lora(trainer, tmp, base_checkpoint, quantized)
     else:
+        if trainer.is_fsdp_enabled:  # one full state dict, not shards
+            trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
         trainer.save_model(str(tmp))  # gathers ZeRO-3 / FSDP shards
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(tmp)

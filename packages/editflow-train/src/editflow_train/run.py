@@ -149,13 +149,23 @@ def train(
     )
     if args.max_train_seconds:
         trainer.add_callback(TimeBudget(args.max_train_seconds))
-    result = trainer.train(resume_from_checkpoint=resolve_resume(args.resume_from_checkpoint, args.output_dir))
+    resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
+    resumed_from = json.loads((Path(resume) / "trainer_state.json").read_text())["global_step"] if resume else 0
+    if resume and trainer.is_world_process_zero():
+        print(f"resuming from {resume} (step {resumed_from})")
+    result = trainer.train(resume_from_checkpoint=resume)
     final = save_final(
         trainer, tokenizer, lora=model_args.lora, quantized=model_args.load_in_4bit,
         base_checkpoint=checkpoint,
     )
     if trainer.is_world_process_zero():
-        summary = {"train_loss": result.training_loss, "global_step": result.global_step}
+        summary = {
+            "train_loss": result.training_loss,
+            "global_step": result.global_step,
+            "resumed_from_step": resumed_from,
+            "num_processes": trainer.accelerator.num_processes,
+            "train_runtime": result.metrics.get("train_runtime"),
+        }
         if args.num_samples > 0:
             summary |= report_samples(mode, trainer, tokenizer, anchor, data, args, train_raw, test_raw)
         (Path(args.output_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -173,7 +183,8 @@ def report_samples(mode, trainer, tokenizer, anchor, data, args, train_raw, test
         prompts = [record_messages(r)[0][-1]["content"] for _, r in zip(range(args.num_samples), source)]
     prefixes = sample_prefixes(mode, tokenizer, anchor, prompts or [], args.num_samples)
     texts = generate(model, tokenizer, prefixes, steps=args.sample_steps,
-                     max_new_tokens=args.sample_max_new_tokens, seed=args.seed)
+                     max_new_tokens=args.sample_max_new_tokens, temperature=args.sample_temperature,
+                     top_p=args.sample_top_p, seed=args.seed)
     out: dict = {"samples": texts}
     for i, text in enumerate(texts):
         head = f"--- sample {i}" + (f" | prompt: {prompts[i]!r}" if mode == "sft" else "")

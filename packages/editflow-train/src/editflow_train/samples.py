@@ -46,6 +46,8 @@ def generate(
     *,
     steps: int,
     max_new_tokens: int,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
     seed: int = 0,
 ) -> list[str]:
     """Sample one completion per prefix (x0 from the model config's sampler); decoded text."""
@@ -72,7 +74,13 @@ def generate(
         device=device,
     )
     params = [
-        SamplingParams(steps=steps, max_new_tokens=max(max_new_tokens, len(x0[i])), seed=seed + i)
+        SamplingParams(
+            steps=steps,
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=max(max_new_tokens, len(x0[i])),
+            seed=seed + i,
+        )
         for i in range(len(prefixes))
     ]
     results = sampler.generate(prefixes, x0, params)
