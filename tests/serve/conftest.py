@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 import uvicorn
-from editflow_core import GenerationResult
+from editflow_core import GenerationResult, make_scheduler, make_x0_sampler
+from editflow_models.generation import GenerationSetup
 from editflow_serve import (
     Engine,
     Metrics,
-    ModelInfo,
     QueueFull,
     ServeSettings,
     create_app,
@@ -53,15 +53,17 @@ class FakeEngine:
 
     def __init__(self, tokenizer, max_length: int = 512) -> None:
         tok = tokenizer
-        self.info = ModelInfo(
+        self.info = GenerationSetup(
+            model=None,
             tokenizer=tok,
+            scheduler=make_scheduler("cubic"),
             anchor_token_id=tok.bos_token_id,
             eos_token_id=tok.eos_token_id,
             mask_token_id=tok.mask_token_id,
             pad_token_id=tok.pad_token_id,
             vocab_size=len(tok),
             max_length=max_length,
-            x0="masks[length:4]",
+            x0=make_x0_sampler("masks[length:4]"),
             banned_token_ids=[i for i in tok.all_special_ids if i != tok.eos_token_id],
         )
         self.state = "ready"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
-from editflow_core import BatchSampler, SamplingParams
+from editflow_core import SamplingParams
 from editflow_serve import Engine, EngineError, SeqRequest, load_model
 from editflow_serve.cli import build_parser, parse_args
 
@@ -22,7 +23,7 @@ async def run_all(engine: Engine, seqs: list[SeqRequest]):
 def test_continuous_batching_is_per_request_and_capped(tiny_model_dir):
     """Sequences joining at different steps with different settings give their solo results."""
     torch.set_num_threads(1)
-    model, scheduler, info = load_model(tiny_model_dir)
+    info = load_model(tiny_model_dir)
     seqs = [
         SeqRequest(
             [info.anchor_token_id, 40 + i],
@@ -35,22 +36,15 @@ def test_continuous_batching_is_per_request_and_capped(tiny_model_dir):
     ]
     solo = []
     for s in seqs:
-        sampler = BatchSampler(
-            model,
-            scheduler,
-            pad_token_id=info.pad_token_id,
-            eos_token_id=info.eos_token_id,
-            max_length=info.max_length,
-            banned_token_ids=info.banned_token_ids,
-        )
+        sampler = info.sampler()
         solo.append(sampler.generate([s.prefix], [s.x0], [s.params])[0])
-    engine = Engine(lambda: (model, scheduler, info), max_running=2, max_queued=10)
+    engine = Engine(lambda: info, max_running=2, max_queued=10)
     engine.start()
     assert engine.wait_ready(60)
     sizes = []
     step = engine.sampler.step
     engine.sampler.step = lambda: (
-        sizes.append(len(engine.sampler.rows) + len(engine.sampler.pending)),
+        sizes.append(engine.sampler.num_running + engine.sampler.num_pending),
         step(),
     )[1]
     try:
@@ -64,12 +58,12 @@ def test_continuous_batching_is_per_request_and_capped(tiny_model_dir):
 
 
 def test_queue_bound_and_fault(tiny_model_dir):
-    model, scheduler, info = load_model(tiny_model_dir)
+    info = load_model(tiny_model_dir)
 
     def broken(*args, **kw):
         raise RuntimeError("kaboom")
 
-    engine = Engine(lambda: (broken, scheduler, info), max_running=1, max_queued=1)
+    engine = Engine(lambda: replace(info, model=broken), max_running=1, max_queued=1)
     engine.start()
     assert engine.wait_ready(60)
     seq = SeqRequest([info.anchor_token_id], [], SamplingParams(steps=2))

@@ -221,6 +221,7 @@ class BatchSampler:
         self._last: RatesFirst | None = None
         self._rates_first = isinstance(model, RatesFirstModel)
         self.forward_passes = 0
+        self.last_step_edits = 0  # edits applied in the last step, all sequences together
 
     # ---------------------------------------------------------------- queue
     def add(
@@ -289,6 +290,10 @@ class BatchSampler:
     @property
     def num_running(self) -> int:
         return len(self.rows)
+
+    @property
+    def num_pending(self) -> int:
+        return len(self.pending)
 
     @property
     def has_work(self) -> bool:
@@ -440,6 +445,7 @@ class BatchSampler:
 
     def _record(self, ins, dele, sub, ins_tok, new_ids, capped) -> None:
         counts = torch.stack([ins.sum(1), dele.sum(1), sub.sum(1)], 1).tolist()  # (B, 3)
+        self.last_step_edits = sum(map(sum, counts))
         capped = capped.tolist()
         for b, r in enumerate(self.rows):
             if r.trace is not None:

@@ -51,12 +51,8 @@ class GenerationSetup:
     max_length: int
     banned_token_ids: list[int]
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    def sampler(self) -> BatchSampler:
-        """A fresh ``BatchSampler`` for this model, on the model's device."""
+    def sampler(self, device: str | torch.device | None = None) -> BatchSampler:
+        """A fresh ``BatchSampler`` for this model, on ``device`` (default: the model's)."""
         return BatchSampler(
             self.model,
             self.scheduler,
@@ -64,7 +60,7 @@ class GenerationSetup:
             eos_token_id=self.eos_token_id,
             max_length=self.max_length,
             banned_token_ids=self.banned_token_ids,
-            device=self.device,
+            device=device if device is not None else getattr(self.model, "device", "cpu"),
         )
 
     def draw_x0(self, generator: torch.Generator | None = None) -> list[int]:

@@ -5,7 +5,7 @@ batching in a background thread; ``editflow-serve`` (``cli.main``) launches it.
 """
 
 from .app import create_app
-from .engine import Engine, EngineError, ModelInfo, QueueFull, SeqRequest, load_model
+from .engine import Engine, EngineError, QueueFull, SeqRequest, load_model
 from .metrics import Metrics
 from .serving import APIError, OpenAIServing, ServeSettings
 
@@ -14,7 +14,6 @@ __all__ = [
     "Engine",
     "EngineError",
     "Metrics",
-    "ModelInfo",
     "OpenAIServing",
     "QueueFull",
     "SeqRequest",

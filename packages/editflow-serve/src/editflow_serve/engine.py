@@ -12,9 +12,9 @@ Design decisions:
   that would exceed it raises ``QueueFull`` (the API answers 429 + Retry-After).
 - Cancellation (client gone): a queued sequence is dropped at once; a running one is removed
   by the engine thread before its next step, so its slot is free within one step.
-- Live traces: after each step the thread reads the per-row trace lists that ``BatchSampler``
-  keeps in ``rows[i].trace`` (and ``rows[i].counts`` for the edits-per-step metric). These are
-  private attributes of editflow-core, read only from the thread that owns the sampler.
+- Live traces: after each step the thread reads each running sequence's trace through
+  ``BatchSampler.progress`` (and ``last_step_edits`` for the edits-per-step metric), from the
+  thread that owns the sampler only.
 - States: "loading" -> "ready" -> "draining" (SIGTERM: no new requests, running ones finish)
   -> "stopped"; "fault" after the model raised (every in-flight request fails, /health 503).
 """
@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 from editflow_core import BatchSampler, GenerationResult, SamplingParams, TraceStep
+from editflow_models.generation import GenerationSetup
 
 from .metrics import Metrics
 
@@ -54,21 +55,6 @@ class QueueFull(EngineError):
     """Too many sequences are waiting (answered with 429 and Retry-After)."""
 
     status = 429
-
-
-@dataclass
-class ModelInfo:
-    """What the serving layer needs to know about the loaded model and tokenizer."""
-
-    tokenizer: Any
-    anchor_token_id: int
-    eos_token_id: int | None
-    mask_token_id: int | None
-    pad_token_id: int
-    vocab_size: int
-    max_length: int
-    x0: str
-    banned_token_ids: list[int]
 
 
 @dataclass
@@ -95,46 +81,18 @@ class _Pending:
     sent: int = 0  # trace steps already handed to on_trace
 
 
-def load_model(path: str | Path, device: str = "cpu") -> tuple[Any, Any, ModelInfo]:
-    """Load an Edit Flow checkpoint and its tokenizer; returns (model, scheduler, info)."""
-    import editflow_models  # noqa: F401  (registers the Auto classes)
-    from editflow_core import make_scheduler
-    from editflow_models.prompting import eos_token_id
-    from transformers import AutoModel, AutoTokenizer
+def load_model(path: str | Path, device: str = "cpu") -> GenerationSetup:
+    """Load an Edit Flow checkpoint and its tokenizer for serving (in the engine thread)."""
+    from editflow_models.generation import load_generation_setup
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path).eval().to(device)
-    cfg = model.config
-    eos = eos_token_id(tokenizer)
-    anchor = cfg.anchor_token_id
-    if anchor is None:
-        anchor = (
-            tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id
-        )
-    if anchor is None:
-        raise ValueError(f"{path}: the config has no anchor_token_id and the tokenizer no BOS/CLS")
-    pad = cfg.pad_token_id if cfg.pad_token_id is not None else (tokenizer.pad_token_id or 0)
-    text = cfg.get_text_config()
-    banned = [i for i in tokenizer.all_special_ids if i != eos]
-    info = ModelInfo(
-        tokenizer=tokenizer,
-        anchor_token_id=anchor,
-        eos_token_id=eos,
-        mask_token_id=cfg.mask_token_id,
-        pad_token_id=pad,
-        vocab_size=text.vocab_size,
-        max_length=getattr(text, "max_position_embeddings", None) or 4096,
-        x0=cfg.x0,
-        banned_token_ids=banned,
-    )
-    return model, make_scheduler(cfg.scheduler), info
+    return load_generation_setup(path, device)
 
 
 class Engine:
     """Runs ``BatchSampler`` steps in a background thread for asyncio callers.
 
     Args:
-        loader: called once in the engine thread; returns (model, scheduler, ModelInfo).
+        loader: called once in the engine thread; returns the ``GenerationSetup`` to serve.
         max_running: most sequences advancing together in one batch.
         max_queued: most sequences waiting for a slot; beyond, ``submit`` raises ``QueueFull``.
         device: where the batch lives.
@@ -144,7 +102,7 @@ class Engine:
 
     def __init__(
         self,
-        loader: Callable[[], tuple[Any, Any, ModelInfo]],
+        loader: Callable[[], GenerationSetup],
         *,
         max_running: int = 32,
         max_queued: int = 256,
@@ -160,7 +118,7 @@ class Engine:
         self.torch_threads = torch_threads
         self.state = "loading"
         self.error: str | None = None
-        self.info: ModelInfo | None = None
+        self.info: GenerationSetup | None = None
         self.sampler: BatchSampler | None = None
         self._cond = threading.Condition()
         self._waiting: deque[_Pending] = deque()
@@ -268,16 +226,8 @@ class Engine:
         if self.torch_threads:
             torch.set_num_threads(self.torch_threads)
         try:
-            model, scheduler, info = self.loader()
-            self.sampler = BatchSampler(
-                model,
-                scheduler,
-                pad_token_id=info.pad_token_id,
-                eos_token_id=info.eos_token_id,
-                max_length=info.max_length,
-                banned_token_ids=info.banned_token_ids,
-                device=self.device,
-            )
+            info = self.loader()
+            self.sampler = info.sampler(self.device)
             self.info = info
         except Exception as err:  # noqa: BLE001 (any load failure is a fault)
             log.exception("loading the model failed")
@@ -326,23 +276,23 @@ class Engine:
             self._gauges()
             if not sampler.has_work:
                 continue
-            before = {r.key: sum(r.counts) for r in sampler.rows}
-            batch = len(sampler.rows) + len(sampler.pending)
+            batch = sampler.num_running + sampler.num_pending
             results = sampler.step()
-            edits = sum(sum(r.counts) - before.get(r.key, 0) for r in sampler.rows)
-            edits += sum(r.n_ins + r.n_del + r.n_sub - before.get(r.key, 0) for r in results)
             if self.metrics:
                 self.metrics.steps.inc()
                 self.metrics.batch_size.observe(batch)
-                self.metrics.edits_per_step.observe(edits)
+                self.metrics.edits_per_step.observe(sampler.last_step_edits)
             self._publish(sampler, results)
 
     def _publish(self, sampler: BatchSampler, results: list[GenerationResult]) -> None:
-        for r in sampler.rows:
-            p = self._running.get(r.key)
-            if p is not None and p.on_trace is not None and r.trace and len(r.trace) > p.sent:
-                p.loop.call_soon_threadsafe(p.on_trace, p.index, r.trace[p.sent :])
-                p.sent = len(r.trace)
+        for key in sampler.running_keys():
+            p = self._running.get(key)
+            if p is None or p.on_trace is None:
+                continue
+            trace = sampler.progress(key).trace
+            if trace and len(trace) > p.sent:
+                p.loop.call_soon_threadsafe(p.on_trace, p.index, trace[p.sent :])
+                p.sent = len(trace)
         with self._cond:
             done = [(self._running.pop(res.key, None), res) for res in results]
         for p, res in done:

@@ -32,9 +32,10 @@ from typing import Any
 
 import torch
 from editflow_core import GenerationResult, SamplingParams, TraceStep, make_x0_sampler
+from editflow_models.generation import GenerationSetup
 from editflow_models.prompting import prefix_ids, render_chat
 
-from .engine import EngineError, ModelInfo, SeqRequest
+from .engine import EngineError, SeqRequest
 from .protocol import ChatCompletionRequest, CompletionRequest
 
 log = logging.getLogger("editflow_serve")
@@ -239,7 +240,7 @@ class OpenAIServing:
         if req.x0 is not None and req.mask_length is not None:
             raise APIError(400, "give x0 or mask_length, not both", param="x0")
 
-    def _info(self) -> ModelInfo:
+    def _info(self) -> GenerationSetup:
         if self.engine.state != "ready" or self.engine.info is None:
             status, body = self.health()
             raise APIError(
@@ -250,7 +251,7 @@ class OpenAIServing:
     def _prepare(
         self,
         req: ChatCompletionRequest | CompletionRequest,
-        info: ModelInfo,
+        info: GenerationSetup,
         prefixes: list[list[int]],
         texts: list[str],
         max_new: int | None,
@@ -258,7 +259,7 @@ class OpenAIServing:
         echo: bool,
     ) -> _Prepared:
         s = self.settings
-        spec = req.x0 if req.x0 is not None else s.x0 or info.x0
+        spec = req.x0 if req.x0 is not None else s.x0 or str(info.x0)
         if req.mask_length is not None:
             spec = f"masks[length:{req.mask_length}]" if req.mask_length else "empty"
         try:
