@@ -164,6 +164,8 @@ def train(
             "global_step": result.global_step,
             "resumed_from_step": resumed_from,
             "num_processes": trainer.accelerator.num_processes,
+            "epoch": trainer.state.epoch,
+            "train_sequences": None if data.streaming else len(train_ds),
             "train_runtime": result.metrics.get("train_runtime"),
         }
         if args.num_samples > 0:
