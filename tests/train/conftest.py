@@ -56,8 +56,13 @@ def write_config(path: Path, config: dict) -> Path:
 def cli_env() -> dict[str, str]:
     """Environment for CLI subprocesses: offline, one thread."""
     env = dict(os.environ)
-    env |= {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    env |= {
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": "1",
+    }
     return env
 
 
@@ -65,7 +70,12 @@ def run_cli(args: list[str], timeout: float = 300, **kwargs) -> subprocess.Compl
     """Run ``python -m editflow_train.cli ARGS`` in the repo root."""
     return subprocess.run(
         [sys.executable, "-m", "editflow_train.cli", *args],
-        cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=timeout, **kwargs,
+        cwd=REPO,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
     )
 
 
@@ -89,7 +99,9 @@ def pt_run(tmp_path_factory) -> dict:
 
     def recording_build(*args, **kwargs):
         model = build(*args, **kwargs)
-        initial.update({n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
+        initial.update(
+            {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+        )
         return model
 
     class RecordingTrainer(original_trainer):

@@ -25,10 +25,16 @@ def test_help_lists_every_field_with_help(capsys):
 
 
 def test_yaml_then_command_line_override(tmp_path):
-    cfg = write_config(tmp_path / "c.yaml", {
-        "dataset": str(SHAKESPEARE), "learning_rate": 1e-3, "x0_sampler": "masks[length:8]",
-        "output_dir": str(tmp_path / "o"), "lora_target_modules": ["Wqkv", "Wo"],
-    })
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        {
+            "dataset": str(SHAKESPEARE),
+            "learning_rate": 1e-3,
+            "x0_sampler": "masks[length:8]",
+            "output_dir": str(tmp_path / "o"),
+            "lora_target_modules": ["Wqkv", "Wo"],
+        },
+    )
     model_args, data_args, args = parse("pt", ["--config", str(cfg), "--learning_rate", "5e-4"])
     assert args.learning_rate == 5e-4
     assert args.x0_sampler == "masks[length:8]"

@@ -35,7 +35,9 @@ def test_configs_exist():
     assert {p.stem for p in ACCELERATE_CONFIGS} >= {"ddp", "zero2", "zero3", "fsdp"}
 
 
-@pytest.mark.parametrize("path", TRAIN_CONFIGS + ACCELERATE_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize(
+    "path", TRAIN_CONFIGS + ACCELERATE_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}"
+)
 def test_opens_with_purpose_and_launch_line(path):
     text = header(path)
     assert len(text.splitlines()) >= 2, f"{path} must open with a comment"
@@ -60,8 +62,14 @@ def test_training_config_parses(path):
 @pytest.mark.parametrize("path", ACCELERATE_CONFIGS, ids=lambda p: p.name)
 def test_accelerate_config_keys(path):
     config = yaml.safe_load(path.read_text())
-    for key in ("compute_environment", "distributed_type", "num_processes", "num_machines",
-                "machine_rank", "mixed_precision"):
+    for key in (
+        "compute_environment",
+        "distributed_type",
+        "num_processes",
+        "num_machines",
+        "machine_rank",
+        "mixed_precision",
+    ):
         assert key in config, f"{path.name} lacks {key}"
     kind = path.stem
     expected = {"ddp": "MULTI_GPU", "zero2": "DEEPSPEED", "zero3": "DEEPSPEED", "fsdp": "FSDP"}

@@ -23,15 +23,23 @@ def tokenizer():
 
 
 def test_tokenizer_specials(tokenizer):
-    assert [tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id,
-            tokenizer.mask_token_id, tokenizer.unk_token_id] == [0, 1, 2, 3, 4]
+    assert [
+        tokenizer.pad_token_id,
+        tokenizer.bos_token_id,
+        tokenizer.eos_token_id,
+        tokenizer.mask_token_id,
+        tokenizer.unk_token_id,
+    ] == [0, 1, 2, 3, 4]
     text = "First Citizen:\nSpeak, speak."
     assert tokenizer.decode(encode_text(tokenizer, text)) == text
 
 
 def test_parse_spec():
     parts = parse_dataset_spec("a.txt[train:10,test:5]+org/name")
-    assert [(p.source, p.train, p.test) for p in parts] == [("a.txt", 10, 5), ("org/name", None, None)]
+    assert [(p.source, p.train, p.test) for p in parts] == [
+        ("a.txt", 10, 5),
+        ("org/name", None, None),
+    ]
     for bad in ("a[train:0]", "a[dev:3]", "a+", "a[train:x]"):
         with pytest.raises(ValueError, match="bad dataset spec"):
             parse_dataset_spec(bad)
@@ -57,7 +65,7 @@ def test_concatenation_and_formats(tmp_path):
     folder.mkdir()
     (folder / "x.txt").write_text("para one\nstill one\n\npara two")
     (folder / "y.txt").write_text("para three")
-    spec = f"{tmp_path/'a.jsonl'}[train:3]+{tmp_path/'b.csv'}+{tmp_path/'c.parquet'}+{folder}"
+    spec = f"{tmp_path / 'a.jsonl'}[train:3]+{tmp_path / 'b.csv'}+{tmp_path / 'c.parquet'}+{folder}"
     train, test = load_dataset_spec(spec, txt_sample_by="paragraph")
     texts = train["text"]
     assert test is None
@@ -75,8 +83,9 @@ def test_streaming_slices():
 
 def test_chunks_have_bos_and_document_eos(tokenizer):
     train, _ = load_dataset_spec(f"{SHAKESPEARE}[train:50]")
-    ds = pretraining_dataset(train, tokenizer, anchor_token_id=1, eos_token_id=2,
-                             text_field="text", max_length=16)
+    ds = pretraining_dataset(
+        train, tokenizer, anchor_token_id=1, eos_token_id=2, text_field="text", max_length=16
+    )
     stream = []
     for ids in ds["input_ids"]:
         assert ids[0] == 1 and 8 < len(ids) <= 16 and 1 not in ids[1:]
@@ -93,26 +102,52 @@ def test_chunks_have_bos_and_document_eos(tokenizer):
 def test_missing_text_field(tokenizer):
     train, _ = load_dataset_spec(str(ALPACA))
     with pytest.raises(ValueError, match=r"text field 'text' not in the dataset.*instruction"):
-        pretraining_dataset(train, tokenizer, anchor_token_id=1, eos_token_id=2,
-                            text_field="text", max_length=16)
+        pretraining_dataset(
+            train, tokenizer, anchor_token_id=1, eos_token_id=2, text_field="text", max_length=16
+        )
 
 
 def test_sft_prompt_frozen_and_never_cut(tokenizer):
     record = json.loads(CHAT.read_text().splitlines()[1])
-    ex = sft_example(record, tokenizer, anchor_token_id=1, eos_token_id=2, max_length=512,
-                     truncation="drop")
+    ex = sft_example(
+        record, tokenizer, anchor_token_id=1, eos_token_id=2, max_length=512, truncation="drop"
+    )
     prompt = encode_text(tokenizer, render_chat(tokenizer, record["messages"][:1], True))
     answer = encode_text(tokenizer, record["messages"][1]["content"])
     assert ex["input_ids"] == [1, *prompt, *answer, 2]
     assert ex["frozen"] == 1 + len(prompt)
     short = len(prompt) + 4
-    assert sft_example(record, tokenizer, anchor_token_id=1, eos_token_id=2, max_length=short,
-                       truncation="drop") is None
-    cut = sft_example(record, tokenizer, anchor_token_id=1, eos_token_id=2, max_length=short,
-                      truncation="truncate_response")
+    assert (
+        sft_example(
+            record,
+            tokenizer,
+            anchor_token_id=1,
+            eos_token_id=2,
+            max_length=short,
+            truncation="drop",
+        )
+        is None
+    )
+    cut = sft_example(
+        record,
+        tokenizer,
+        anchor_token_id=1,
+        eos_token_id=2,
+        max_length=short,
+        truncation="truncate_response",
+    )
     assert cut["input_ids"] == [1, *prompt, *answer[:3]] and cut["frozen"] == 1 + len(prompt)
-    assert sft_example(record, tokenizer, anchor_token_id=1, eos_token_id=2,
-                       max_length=len(prompt), truncation="truncate_response") is None
+    assert (
+        sft_example(
+            record,
+            tokenizer,
+            anchor_token_id=1,
+            eos_token_id=2,
+            max_length=len(prompt),
+            truncation="truncate_response",
+        )
+        is None
+    )
 
 
 def test_alpaca_equals_chat(tokenizer):
@@ -135,23 +170,46 @@ def test_empty_dataset_error(tmp_path):
     from editflow_train.cli import main
 
     (tmp_path / "empty.txt").write_text("\n\n")
-    rc = main(["pt", "--dataset", str(tmp_path / "empty.txt"), "--output_dir", str(tmp_path / "o"),
-               "--use_cpu", "true", "--max_steps", "1"])
+    rc = main(
+        [
+            "pt",
+            "--dataset",
+            str(tmp_path / "empty.txt"),
+            "--output_dir",
+            str(tmp_path / "o"),
+            "--use_cpu",
+            "true",
+            "--max_steps",
+            "1",
+        ]
+    )
     assert rc == 1
 
 
 def test_masks_x0_needs_mask_token():
     with pytest.raises(ValueError, match="needs a mask token"):
-        EditFlowCollator(make_x0_sampler("masks[length:4]"), make_scheduler("cubic"),
-                         pad_token_id=0, mask_token_id=None, vocab_size=50)
+        EditFlowCollator(
+            make_x0_sampler("masks[length:4]"),
+            make_scheduler("cubic"),
+            pad_token_id=0,
+            mask_token_id=None,
+            vocab_size=50,
+        )
 
 
 def test_collator_builds_path_with_frozen_prompt():
     torch.manual_seed(0)
-    collator = EditFlowCollator(make_x0_sampler("masks[length:3-9]"), make_scheduler("cubic"),
-                                pad_token_id=0, mask_token_id=3, vocab_size=50)
-    examples = [{"input_ids": [1, 10, 11, 12, 20, 21, 22, 23], "frozen": 4},
-                {"input_ids": [1, 30, 31], "frozen": 1}]
+    collator = EditFlowCollator(
+        make_x0_sampler("masks[length:3-9]"),
+        make_scheduler("cubic"),
+        pad_token_id=0,
+        mask_token_id=3,
+        vocab_size=50,
+    )
+    examples = [
+        {"input_ids": [1, 10, 11, 12, 20, 21, 22, 23], "frozen": 4},
+        {"input_ids": [1, 30, 31], "frozen": 1},
+    ]
     batches = [collator(examples) for _ in range(50)]
     for b in batches:
         assert b["x_t"].shape[0] == 2 and b["rate_mask"].shape == (*b["x_t"].shape, 3)

@@ -18,13 +18,34 @@ from .conftest import REPO, cli_env, tiny_pt_config, write_config
 
 def launch(tmp_path, accelerate_config: str, extra: list[str]) -> dict:
     out = tmp_path / "run"
-    cfg = write_config(tmp_path / "c.yaml", tiny_pt_config(
-        out, max_steps=6, num_samples=1, per_device_train_batch_size=4, logging_steps=2))
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        tiny_pt_config(
+            out, max_steps=6, num_samples=1, per_device_train_batch_size=4, logging_steps=2
+        ),
+    )
     env = cli_env() | {"ACCELERATE_USE_CPU": "true"}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch",
-           "--config_file", str(REPO / "configs" / "accelerate" / accelerate_config),
-           *extra, "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-           "-m", "editflow_train.cli", "pt", "--config", str(cfg), "--ddp_backend", "gloo"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(REPO / "configs" / "accelerate" / accelerate_config),
+        *extra,
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "-m",
+        "editflow_train.cli",
+        "pt",
+        "--config",
+        str(cfg),
+        "--ddp_backend",
+        "gloo",
+    ]
     result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     summary = json.loads((out / "summary.json").read_text())

@@ -31,11 +31,25 @@ def test_incomplete_checkpoints_are_never_resumed(tmp_path):
 
 def test_sigkill_then_resume(tmp_path):
     out = tmp_path / "run"
-    cfg = write_config(tmp_path / "c.yaml", tiny_pt_config(
-        out, max_steps=100000, save_strategy="steps", save_steps=4, logging_steps=2, num_samples=0,
-        lr_scheduler_type="constant"))
-    proc = subprocess.Popen([sys.executable, "-m", "editflow_train.cli", "pt", "--config", str(cfg)],
-                            cwd=REPO, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        tiny_pt_config(
+            out,
+            max_steps=100000,
+            save_strategy="steps",
+            save_steps=4,
+            logging_steps=2,
+            num_samples=0,
+            lr_scheduler_type="constant",
+        ),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "editflow_train.cli", "pt", "--config", str(cfg)],
+        cwd=REPO,
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 240
         while time.time() < deadline and not (out / "checkpoint-8" / "COMPLETE").is_file():
@@ -50,8 +64,17 @@ def test_sigkill_then_resume(tmp_path):
     assert step >= 8 and not (out / "checkpoint-final").exists()
     before = log_history(killed_at)
 
-    result = run_cli(["pt", "--config", str(cfg), "--max_steps", str(step + 4),
-                      "--resume_from_checkpoint", "latest"])
+    result = run_cli(
+        [
+            "pt",
+            "--config",
+            str(cfg),
+            "--max_steps",
+            str(step + 4),
+            "--resume_from_checkpoint",
+            "latest",
+        ]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"(step {step})" in result.stdout
     summary = json.loads((out / "summary.json").read_text())
@@ -59,5 +82,5 @@ def test_sigkill_then_resume(tmp_path):
     after = log_history(out / f"checkpoint-{step + 4}")
     # the history up to the kill is carried over unchanged, then training continues after it
     assert after[: len(before)] == before
-    new_steps = [e["step"] for e in after[len(before):] if "loss" in e]
+    new_steps = [e["step"] for e in after[len(before) :] if "loss" in e]
     assert new_steps == [step + 2, step + 4]

@@ -44,7 +44,9 @@ def test_final_checkpoint_loads_with_auto_classes(pt_run):
     assert not (pt_run["out"] / ".checkpoint-final.tmp").exists()
     model = AutoModel.from_pretrained(final)
     tok = AutoTokenizer.from_pretrained(final)
-    assert model.config.x0 == "masks[length:8-40]" and model.config.mask_token_id == tok.mask_token_id
+    assert (
+        model.config.x0 == "masks[length:8-40]" and model.config.mask_token_id == tok.mask_token_id
+    )
     for name, p in model.named_parameters():
         assert torch.equal(p, pt_run["final"][name]), name
     ids = torch.tensor([[tok.bos_token_id, 10, 11]])
@@ -63,14 +65,29 @@ def test_sft_from_pt_checkpoint(pt_run, tmp_path):
     from editflow_train.cli import main
 
     out = tmp_path / "sft"
-    cfg = write_config(tmp_path / "sft.yaml", {
-        "model_name_or_path": str(pt_run["out"] / "checkpoint-final"),
-        "dataset": f"{CHAT}[train:40,test:4]", "max_length": 200, "sft_truncation": "truncate_response",
-        "output_dir": str(out), "max_steps": 12, "per_device_train_batch_size": 4,
-        "learning_rate": 3e-3, "logging_steps": 3, "save_strategy": "no", "use_cpu": True,
-        "torch_num_threads": 1, "num_samples": 2, "sample_steps": 4, "sample_max_new_tokens": 8,
-        "eval_strategy": "steps", "eval_steps": 12, "disable_tqdm": True,
-    })
+    cfg = write_config(
+        tmp_path / "sft.yaml",
+        {
+            "model_name_or_path": str(pt_run["out"] / "checkpoint-final"),
+            "dataset": f"{CHAT}[train:40,test:4]",
+            "max_length": 200,
+            "sft_truncation": "truncate_response",
+            "output_dir": str(out),
+            "max_steps": 12,
+            "per_device_train_batch_size": 4,
+            "learning_rate": 3e-3,
+            "logging_steps": 3,
+            "save_strategy": "no",
+            "use_cpu": True,
+            "torch_num_threads": 1,
+            "num_samples": 2,
+            "sample_steps": 4,
+            "sample_max_new_tokens": 8,
+            "eval_strategy": "steps",
+            "eval_steps": 12,
+            "disable_tqdm": True,
+        },
+    )
     assert main(["sft", "--config", str(cfg)]) == 0
     state = json.loads((out / "summary.json").read_text())
     assert state["global_step"] == 12 and len(state["samples"]) == 2
@@ -85,12 +102,40 @@ def test_lora_run_is_merged(pt_run, tmp_path):
 
     out = tmp_path / "lora"
     src = pt_run["out"] / "checkpoint-final"
-    rc = main(["pt", "--model_name_or_path", str(src), "--dataset",
-               f"{pt_run['out'].parent / 'pt.yaml'}"[:0] + str(CHAT.parent / "tiny-shakespeare.txt[train:100]"),
-               "--lora", "true", "--lora_r", "4", "--max_length", "32", "--output_dir", str(out),
-               "--max_steps", "4", "--per_device_train_batch_size", "4", "--learning_rate", "1e-2",
-               "--use_cpu", "true", "--torch_num_threads", "1", "--num_samples", "0",
-               "--save_strategy", "no", "--disable_tqdm", "true"])
+    rc = main(
+        [
+            "pt",
+            "--model_name_or_path",
+            str(src),
+            "--dataset",
+            f"{pt_run['out'].parent / 'pt.yaml'}"[:0]
+            + str(CHAT.parent / "tiny-shakespeare.txt[train:100]"),
+            "--lora",
+            "true",
+            "--lora_r",
+            "4",
+            "--max_length",
+            "32",
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            "4",
+            "--per_device_train_batch_size",
+            "4",
+            "--learning_rate",
+            "1e-2",
+            "--use_cpu",
+            "true",
+            "--torch_num_threads",
+            "1",
+            "--num_samples",
+            "0",
+            "--save_strategy",
+            "no",
+            "--disable_tqdm",
+            "true",
+        ]
+    )
     assert rc == 0
     merged = AutoModel.from_pretrained(out / "checkpoint-final")
     base = AutoModel.from_pretrained(src)

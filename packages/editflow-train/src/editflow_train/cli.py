@@ -24,8 +24,10 @@ from transformers import HfArgumentParser
 from editflow_train.config import DataArguments, EditFlowTrainingArguments, ModelArguments
 
 DATACLASSES = (ModelArguments, DataArguments, EditFlowTrainingArguments)
-MODES = {"pt": "continual / from-scratch pretraining on raw text",
-         "sft": "supervised fine-tuning on alpaca or chat records (prompt frozen)"}
+MODES = {
+    "pt": "continual / from-scratch pretraining on raw text",
+    "sft": "supervised fine-tuning on alpaca or chat records (prompt frozen)",
+}
 
 
 class ConfigError(ValueError):
@@ -73,7 +75,9 @@ def yaml_tokens(path: str) -> list[str]:
 def build_parser(mode: str) -> HfArgumentParser:
     """The parser of one subcommand (its --help lists every field with its help)."""
     parser = HfArgumentParser(DATACLASSES, prog=f"editflow-train {mode}", description=MODES[mode])
-    parser.add_argument("--config", default=None, help="YAML file of field: value (CLI overrides it).")
+    parser.add_argument(
+        "--config", default=None, help="YAML file of field: value (CLI overrides it)."
+    )
     return parser
 
 
@@ -90,7 +94,9 @@ def check_specs(args: EditFlowTrainingArguments) -> None:
                 raise ConfigError(f"--{name}: {err}") from None
 
 
-def parse(mode: str, argv: Sequence[str]) -> tuple[ModelArguments, DataArguments, EditFlowTrainingArguments]:
+def parse(
+    mode: str, argv: Sequence[str]
+) -> tuple[ModelArguments, DataArguments, EditFlowTrainingArguments]:
     """Parse ``[--config file] [--field value ...]`` into the three dataclasses.
 
     Raises:
@@ -126,8 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv and argv[0] in ("-h", "--help"):
             print(usage + "run 'editflow-train pt --help' for every field")
             return 0
-        print(usage + (f"error: unknown command {argv[0]!r}" if argv else "error: no command"),
-              file=sys.stderr)
+        print(
+            usage + (f"error: unknown command {argv[0]!r}" if argv else "error: no command"),
+            file=sys.stderr,
+        )
         return 2
     mode = argv[0]
     try:

@@ -65,7 +65,9 @@ class ModelArguments:
     )
     lora: bool = field(
         default=False,
-        **_help("Train LoRA adapters on the backbone (new heads train in full); merged at the end."),
+        **_help(
+            "Train LoRA adapters on the backbone (new heads train in full); merged at the end."
+        ),
     )
     lora_r: int = field(default=16, **_help("LoRA rank."))
     lora_alpha: int = field(default=32, **_help("LoRA alpha (scaling numerator)."))
@@ -91,7 +93,9 @@ class DataArguments:
     )
     eval_dataset: str | None = field(
         default=None,
-        **_help("Separate evaluation dataset spec (default: the 'test' slice of --dataset, if any)."),
+        **_help(
+            "Separate evaluation dataset spec (default: the 'test' slice of --dataset, if any)."
+        ),
     )
     text_field: str = field(default="text", **_help("pt: the column holding the text."))
     txt_sample_by: Literal["line", "paragraph", "document"] = field(
@@ -163,9 +167,7 @@ class EditFlowTrainingArguments(TrainingArguments):
             "OpenMP spin-wait slowdown on a CPU shared with other processes."
         ),
     )
-    num_samples: int = field(
-        default=4, **_help("Samples printed after training (0: none).")
-    )
+    num_samples: int = field(default=4, **_help("Samples printed after training (0: none)."))
     sample_steps: int = field(default=64, **_help("Tau-leaping steps per sample."))
     sample_temperature: float = field(default=1.0, **_help("Temperature of Q for samples."))
     sample_top_p: float = field(default=1.0, **_help("Nucleus mass of Q for samples."))

@@ -36,7 +36,7 @@ def is_editflow_checkpoint(path: str) -> bool:
 def source_checkpoint(model_args: ModelArguments, args: EditFlowTrainingArguments) -> str | None:
     """The Edit Flow checkpoint to load (converting a foreign one first), or ``None`` (scratch)."""
     src = model_args.model_name_or_path
-    if src is None:
+    if not src:  # None, or "" to clear a config's model on the command line
         return None
     import editflow_models  # noqa: F401  (registers the editflow model type)
 
@@ -72,7 +72,9 @@ def load_tokenizer(
 
 def anchor_id(tokenizer: PreTrainedTokenizerBase) -> int:
     """BOS, else CLS: the token at position 0 of every sequence."""
-    anchor = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id
+    anchor = (
+        tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id
+    )
     if anchor is None:
         raise ValueError("the tokenizer has neither a BOS nor a CLS token to use as the anchor")
     return anchor

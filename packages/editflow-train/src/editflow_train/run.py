@@ -9,14 +9,13 @@ import logging
 from pathlib import Path
 
 import torch
-
 from editflow_core import make_scheduler, make_x0_sampler
 from editflow_models.prompting import eos_token_id, prefix_ids, render_chat
 from transformers import set_seed
 
 from editflow_train.chunking import pretraining_dataset
 from editflow_train.collator import EditFlowCollator
-from editflow_train.config import DataArguments, EditFlowTrainingArguments, ModelArguments, Mode
+from editflow_train.config import DataArguments, EditFlowTrainingArguments, Mode, ModelArguments
 from editflow_train.final_checkpoint import save_final
 from editflow_train.model_setup import (
     anchor_id,
@@ -59,7 +58,9 @@ def resolve_resume(value: str | None, output_dir: str) -> str | None:
     return value
 
 
-def check_data(model_args: ModelArguments, data: DataArguments, args: EditFlowTrainingArguments) -> None:
+def check_data(
+    model_args: ModelArguments, data: DataArguments, args: EditFlowTrainingArguments
+) -> None:
     """Raise ValueError on settings that cannot work together."""
     if data.streaming and args.max_steps <= 0:
         raise ValueError("--streaming true needs --max_steps > 0 (a stream has no length)")
@@ -67,22 +68,33 @@ def check_data(model_args: ModelArguments, data: DataArguments, args: EditFlowTr
 
 def build_datasets(mode, data, tokenizer, anchor, eos, train_raw, test_raw):
     """Tokenized train / eval datasets."""
+
     def prepare(ds):
         if mode == "pt":
             return pretraining_dataset(
-                ds, tokenizer, anchor_token_id=anchor, eos_token_id=eos,
-                text_field=data.text_field, max_length=data.max_length,
+                ds,
+                tokenizer,
+                anchor_token_id=anchor,
+                eos_token_id=eos,
+                text_field=data.text_field,
+                max_length=data.max_length,
                 num_proc=data.preprocessing_num_workers,
             )
         return sft_dataset(
-            ds, tokenizer, anchor_token_id=anchor, eos_token_id=eos,
-            max_length=data.max_length, truncation=data.sft_truncation,
+            ds,
+            tokenizer,
+            anchor_token_id=anchor,
+            eos_token_id=eos,
+            max_length=data.max_length,
+            truncation=data.sft_truncation,
             num_proc=data.preprocessing_num_workers,
         )
 
     train = prepare(train_raw)
     if not data.streaming and len(train) == 0:
-        raise ValueError(f"dataset {data.dataset!r} yields no training sequences after tokenization")
+        raise ValueError(
+            f"dataset {data.dataset!r} yields no training sequences after tokenization"
+        )
     return train, (prepare(test_raw) if test_raw is not None else None)
 
 
@@ -123,8 +135,17 @@ def train(
 
     with args.main_process_first(desc="tokenization"):
         train_ds, eval_ds = build_datasets(mode, data, tokenizer, anchor, eos, train_raw, test_raw)
-    special = [i for i in (tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.mask_token_id,
-                           tokenizer.unk_token_id, tokenizer.cls_token_id) if i is not None]
+    special = [
+        i
+        for i in (
+            tokenizer.pad_token_id,
+            tokenizer.bos_token_id,
+            tokenizer.mask_token_id,
+            tokenizer.unk_token_id,
+            tokenizer.cls_token_id,
+        )
+        if i is not None
+    ]
     scheduler = make_scheduler(config.scheduler, max_weight=args.max_weight)
     collator = EditFlowCollator(
         x0_sampler=make_x0_sampler(config.x0),
@@ -150,12 +171,19 @@ def train(
     if args.max_train_seconds:
         trainer.add_callback(TimeBudget(args.max_train_seconds))
     resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
-    resumed_from = json.loads((Path(resume) / "trainer_state.json").read_text())["global_step"] if resume else 0
+    resumed_from = (
+        json.loads((Path(resume) / "trainer_state.json").read_text())["global_step"]
+        if resume
+        else 0
+    )
     if resume and trainer.is_world_process_zero():
         print(f"resuming from {resume} (step {resumed_from})")
     result = trainer.train(resume_from_checkpoint=resume)
     final = save_final(
-        trainer, tokenizer, lora=model_args.lora, quantized=model_args.load_in_4bit,
+        trainer,
+        tokenizer,
+        lora=model_args.lora,
+        quantized=model_args.load_in_4bit,
         base_checkpoint=checkpoint,
     )
     if trainer.is_world_process_zero():
@@ -169,7 +197,9 @@ def train(
             "train_runtime": result.metrics.get("train_runtime"),
         }
         if args.num_samples > 0:
-            summary |= report_samples(mode, trainer, tokenizer, anchor, data, args, train_raw, test_raw)
+            summary |= report_samples(
+                mode, trainer, tokenizer, anchor, data, args, train_raw, test_raw
+            )
         (Path(args.output_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
         print(f"checkpoint: {final}")
     trainer.accelerator.end_training()
@@ -182,11 +212,20 @@ def report_samples(mode, trainer, tokenizer, anchor, data, args, train_raw, test
     prompts = args.sample_prompts
     if mode == "sft" and not prompts:
         source = test_raw if test_raw is not None else train_raw
-        prompts = [record_messages(r)[0][-1]["content"] for _, r in zip(range(args.num_samples), source)]
+        prompts = [
+            record_messages(r)[0][-1]["content"] for _, r in zip(range(args.num_samples), source)
+        ]
     prefixes = sample_prefixes(mode, tokenizer, anchor, prompts or [], args.num_samples)
-    texts = generate(model, tokenizer, prefixes, steps=args.sample_steps,
-                     max_new_tokens=args.sample_max_new_tokens, temperature=args.sample_temperature,
-                     top_p=args.sample_top_p, seed=args.seed)
+    texts = generate(
+        model,
+        tokenizer,
+        prefixes,
+        steps=args.sample_steps,
+        max_new_tokens=args.sample_max_new_tokens,
+        temperature=args.sample_temperature,
+        top_p=args.sample_top_p,
+        seed=args.seed,
+    )
     out: dict = {"samples": texts}
     for i, text in enumerate(texts):
         head = f"--- sample {i}" + (f" | prompt: {prompts[i]!r}" if mode == "sft" else "")
@@ -194,6 +233,8 @@ def report_samples(mode, trainer, tokenizer, anchor, data, args, train_raw, test
     if mode == "pt" and not data.streaming:
         vocab = corpus_vocabulary(_texts(train_raw, mode, data.text_field))
         out["real_word_fraction"] = real_word_fraction(texts, vocab)
-        print(f"real-word fraction: {out['real_word_fraction']:.3f} "
-              "(share of generated words found in the training corpus)")
+        print(
+            f"real-word fraction: {out['real_word_fraction']:.3f} "
+            "(share of generated words found in the training corpus)"
+        )
     return out

@@ -56,11 +56,21 @@ def generate(
     model.eval()
     x0_sampler = make_x0_sampler(config.x0)
     gen = torch.Generator().manual_seed(seed)
-    special = [i for i in (tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.mask_token_id,
-                           tokenizer.unk_token_id, tokenizer.cls_token_id) if i is not None]
+    special = [
+        i
+        for i in (
+            tokenizer.pad_token_id,
+            tokenizer.bos_token_id,
+            tokenizer.mask_token_id,
+            tokenizer.unk_token_id,
+            tokenizer.cls_token_id,
+        )
+        if i is not None
+    ]
     x0 = [
-        x0_sampler.sample(gen, mask_token_id=config.mask_token_id, vocab_size=len(tokenizer),
-                          exclude_ids=special).tolist()
+        x0_sampler.sample(
+            gen, mask_token_id=config.mask_token_id, vocab_size=len(tokenizer), exclude_ids=special
+        ).tolist()
         for _ in prefixes
     ]
     device = next(model.parameters()).device

@@ -123,6 +123,9 @@ def sft_dataset(
         if dropped:
             logger.warning(
                 "sft: dropped %d of %d records longer than max_length=%d (policy %r)",
-                dropped, len(ds), max_length, truncation,
+                dropped,
+                len(ds),
+                max_length,
+                truncation,
             )
     return mapped

@@ -51,15 +51,21 @@ def parse_dataset_spec(spec: str) -> list[SourceSpec]:
     for text in spec.split("+"):
         m = _PART.match(text.strip())
         if not text.strip() or m is None:
-            raise ValueError(f"bad dataset spec {spec!r}: part {text!r} is not 'source[train:N,test:M]'")
+            raise ValueError(
+                f"bad dataset spec {spec!r}: part {text!r} is not 'source[train:N,test:M]'"
+            )
         sizes: dict[str, int] = {}
         for item in filter(None, (m.group("slices") or "").split(",")):
             key, _, value = item.partition(":")
             key = key.strip()
             if key not in ("train", "test"):
-                raise ValueError(f"bad dataset spec {spec!r}: unknown slice {key!r} (use train / test)")
+                raise ValueError(
+                    f"bad dataset spec {spec!r}: unknown slice {key!r} (use train / test)"
+                )
             if not value.strip().isdigit() or int(value) <= 0:
-                raise ValueError(f"bad dataset spec {spec!r}: {key} needs a positive count, got {value!r}")
+                raise ValueError(
+                    f"bad dataset spec {spec!r}: {key} needs a positive count, got {value!r}"
+                )
             sizes[key] = int(value)
         parts.append(SourceSpec(m.group("source").strip(), sizes.get("train"), sizes.get("test")))
     return parts

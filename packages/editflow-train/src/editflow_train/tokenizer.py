@@ -30,7 +30,9 @@ SPECIAL_TOKENS = {
 def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE tokenizer of ``vocab_size`` entries on ``texts``."""
     if vocab_size <= len(SPECIAL_TOKENS) + 256:
-        raise ValueError(f"tokenizer_vocab_size must exceed 261 (bytes + specials), got {vocab_size}")
+        raise ValueError(
+            f"tokenizer_vocab_size must exceed 261 (bytes + specials), got {vocab_size}"
+        )
     tok = Tokenizer(models.BPE(unk_token=SPECIAL_TOKENS["unk_token"]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
