@@ -49,8 +49,13 @@ def generate(
     temperature: float = 1.0,
     top_p: float = 1.0,
     seed: int = 0,
+    past_eos: bool = False,
 ) -> list[str]:
-    """Sample one completion per prefix (x0 from the model config's sampler); decoded text."""
+    """Sample one completion per prefix (x0 from the model config's sampler); decoded text.
+
+    ``past_eos``: decode the whole generated sequence, each EOS as a blank line (pretraining
+    text is documents separated by EOS), instead of cutting the completion at the first EOS.
+    """
     config = model.config
     was_training = model.training
     model.eval()
@@ -95,4 +100,20 @@ def generate(
     ]
     results = sampler.generate(prefixes, x0, params)
     model.train(was_training)
-    return [tokenizer.decode(r.completion, skip_special_tokens=True) for r in results]
+    if not past_eos:
+        return [tokenizer.decode(r.completion, skip_special_tokens=True) for r in results]
+    eos = eos_token_id(tokenizer)
+    texts = []
+    for prefix, r in zip(prefixes, results):
+        docs, doc = [], []
+        for token in r.tokens[len(prefix) :]:
+            if token == eos:
+                docs.append(doc)
+                doc = []
+            else:
+                doc.append(token)
+        docs.append(doc)
+        texts.append(
+            "\n\n".join(tokenizer.decode(d, skip_special_tokens=True).strip() for d in docs)
+        )
+    return texts
