@@ -186,6 +186,26 @@ def test_empty_dataset_error(tmp_path):
     assert rc == 1
 
 
+def test_streaming_needs_max_steps(tmp_path, capsys):
+    from editflow_train.cli import main
+
+    rc = main(
+        [
+            "pt",
+            "--dataset",
+            str(SHAKESPEARE),
+            "--streaming",
+            "true",
+            "--output_dir",
+            str(tmp_path / "o"),
+            "--use_cpu",
+            "true",
+        ]
+    )
+    assert rc == 1
+    assert "--streaming true needs --max_steps" in capsys.readouterr().err
+
+
 def test_masks_x0_needs_mask_token():
     with pytest.raises(ValueError, match="needs a mask token"):
         EditFlowCollator(

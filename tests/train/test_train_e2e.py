@@ -91,6 +91,8 @@ def test_sft_from_pt_checkpoint(pt_run, tmp_path):
     assert main(["sft", "--config", str(cfg)]) == 0
     state = json.loads((out / "summary.json").read_text())
     assert state["global_step"] == 12 and len(state["samples"]) == 2
+    assert math.isfinite(state["eval_loss"]) and state["eval_loss"] > 0
+    assert list(out.rglob("events.out.tfevents.*")), "no TensorBoard events written"
     final = out / "checkpoint-final"
     assert (final / "COMPLETE").is_file() and (final / "tokenizer.json").is_file()
 

@@ -194,6 +194,10 @@ def train(
             "num_processes": trainer.accelerator.num_processes,
             "epoch": trainer.state.epoch,
             "train_sequences": None if data.streaming else len(train_ds),
+            "eval_loss": next(
+                (e["eval_loss"] for e in reversed(trainer.state.log_history) if "eval_loss" in e),
+                None,
+            ),
             "train_runtime": result.metrics.get("train_runtime"),
         }
         if args.num_samples > 0:
