@@ -3,7 +3,7 @@
     uv run python benchmarks/bench_train.py [--steps 30] [--threads 1]
 
 Two pipelines on the same model, data and batch size (the quickstart's: ModernBERT 4 x 128,
-BPE 2048, x1 = 64 tokens, x0 = masks[length:64], batch 32):
+BPE 8192, x1 = 64 tokens, x0 = masks[length:64], batch 32):
 
 - ``editflow-train``: ``EditFlowCollator`` (x0 + closed-form alignment + path) runs in one
   DataLoader worker, off the training process's critical path.
@@ -136,7 +136,7 @@ def main() -> None:
     torch.manual_seed(0)
 
     raw, _ = load_dataset_spec(f"{ROOT / 'data' / 'tiny-shakespeare.txt'}[train:3000]")
-    tok = local_tokenizer(ROOT / "runs" / "bench-train" / "tokenizer", raw["text"], 2048)
+    tok = local_tokenizer(ROOT / "runs" / "bench-train" / "tokenizer", raw["text"], 8192)
     ds = pretraining_dataset(
         raw, tok, anchor_token_id=1, eos_token_id=2, text_field="text", max_length=64
     )

@@ -86,6 +86,7 @@ def test_sft_from_pt_checkpoint(pt_run, tmp_path):
             "eval_strategy": "steps",
             "eval_steps": 12,
             "disable_tqdm": True,
+            "report_to": "tensorboard",
         },
     )
     assert main(["sft", "--config", str(cfg)]) == 0

@@ -12,8 +12,8 @@ import re
 from collections.abc import Iterable, Sequence
 
 import torch
-from editflow_core import BatchSampler, SamplingParams, make_scheduler, make_x0_sampler
-from editflow_models.prompting import eos_token_id
+from editflow_core import SamplingParams
+from editflow_models.generation import generation_setup
 from transformers import PreTrainedTokenizerBase
 
 WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
@@ -56,38 +56,11 @@ def generate(
     ``past_eos``: decode the whole generated sequence, each EOS as a blank line (pretraining
     text is documents separated by EOS), instead of cutting the completion at the first EOS.
     """
-    config = model.config
     was_training = model.training
-    model.eval()
-    x0_sampler = make_x0_sampler(config.x0)
+    setup = generation_setup(model.eval(), tokenizer)
     gen = torch.Generator().manual_seed(seed)
-    special = [
-        i
-        for i in (
-            tokenizer.pad_token_id,
-            tokenizer.bos_token_id,
-            tokenizer.mask_token_id,
-            tokenizer.unk_token_id,
-            tokenizer.cls_token_id,
-        )
-        if i is not None
-    ]
-    x0 = [
-        x0_sampler.sample(
-            gen, mask_token_id=config.mask_token_id, vocab_size=len(tokenizer), exclude_ids=special
-        ).tolist()
-        for _ in prefixes
-    ]
-    device = next(model.parameters()).device
-    sampler = BatchSampler(
-        model,
-        make_scheduler(config.scheduler),
-        pad_token_id=config.pad_token_id or 0,
-        eos_token_id=eos_token_id(tokenizer),
-        max_length=config.text_config.max_position_embeddings,
-        banned_token_ids=special,
-        device=device,
-    )
+    x0 = [setup.draw_x0(gen) for _ in prefixes]
+    sampler = setup.sampler()
     params = [
         SamplingParams(
             steps=steps,
@@ -102,7 +75,7 @@ def generate(
     model.train(was_training)
     if not past_eos:
         return [tokenizer.decode(r.completion, skip_special_tokens=True) for r in results]
-    eos = eos_token_id(tokenizer)
+    eos = setup.eos_token_id
     texts = []
     for prefix, r in zip(prefixes, results):
         docs, doc = [], []
