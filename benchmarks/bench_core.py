@@ -66,7 +66,14 @@ def bench_align(sizes: list[int]) -> list[tuple]:
         for _ in range(2 if n >= 512 else 4):  # interleaved: robust to load changing mid-run
             fast = min(fast, best_of(lambda: align(a, b), 20))
             slow = min(slow, best_of(lambda: needleman_wunsch(a, b), 1))
-        rows.append((f"align {n}x{n}", f"{fast * 1e6:.0f} us", f"{slow * 1e3:.0f} ms (Python DP)", f"{slow / fast:,.0f}x"))
+        rows.append(
+            (
+                f"align {n}x{n}",
+                f"{fast * 1e6:.0f} us",
+                f"{slow * 1e3:.0f} ms (Python DP)",
+                f"{slow / fast:,.0f}x",
+            )
+        )
     return rows
 
 
@@ -75,15 +82,28 @@ def bench_batch(batch: int, length: int) -> list[tuple]:
     sched = make_scheduler("cubic")
     x1s = [[1, *torch.randint(5, VOCAB, (length - 1,), generator=g).tolist()] for _ in range(batch)]
     rows = []
-    for spec, coupling in (("masks[length:64]", "noise"), ("empty", "noise"), ("uniform[length:512]", "optimal")):
+    for spec, coupling in (
+        ("masks[length:64]", "noise"),
+        ("empty", "noise"),
+        ("uniform[length:512]", "optimal"),
+    ):
         x0 = make_x0_sampler(spec)
 
         def build() -> None:
-            x0s = [[1, *x0.sample(g, mask_token_id=4, vocab_size=VOCAB).tolist()] for _ in range(batch)]
+            x0s = [
+                [1, *x0.sample(g, mask_token_id=4, vocab_size=VOCAB).tolist()] for _ in range(batch)
+            ]
             sample_path(align_batch(x0s, x1s, coupling=coupling, generator=g), sched, generator=g)
 
         sec = best_of(build, 20)
-        rows.append((f"batch {batch}x{length}, x0 {spec}, {coupling}", f"{sec * 1e3:.2f} ms", "target < 10 ms", "ok" if sec < 0.01 else "SLOW"))
+        rows.append(
+            (
+                f"batch {batch}x{length}, x0 {spec}, {coupling}",
+                f"{sec * 1e3:.2f} ms",
+                "target < 10 ms",
+                "ok" if sec < 0.01 else "SLOW",
+            )
+        )
     return rows
 
 
@@ -115,22 +135,37 @@ def _loss_memory_child(mode: str, batch: int, length: int, vocab: int, hidden: i
         loss = edit_flow_loss(out, path, sched).loss
     loss.backward()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"peak_mb": (peak - before) / 2**20, "rows": len(path.ins_rows) + len(path.sub_rows), "cells": B * L}
+    return {
+        "peak_mb": (peak - before) / 2**20,
+        "rows": len(path.ins_rows) + len(path.sub_rows),
+        "cells": B * L,
+    }
 
 
 def bench_loss_memory(batch: int, length: int, vocab: int, hidden: int) -> list[tuple]:
     res = {}
     for mode in ("rows", "full"):
-        cmd = [sys.executable, __file__, "--loss-child", mode, str(batch), str(length), str(vocab), str(hidden)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--loss-child",
+            mode,
+            str(batch),
+            str(length),
+            str(vocab),
+            str(hidden),
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         res[mode] = json.loads(out.stdout.strip().splitlines()[-1])
     ratio = res["rows"]["peak_mb"] / res["full"]["peak_mb"]
-    return [(
-        f"loss path B={batch} L={length} V={vocab}",
-        f"{res['rows']['peak_mb']:.0f} MB (logits at {res['rows']['rows']} rows)",
-        f"{res['full']['peak_mb']:.0f} MB (full log-softmax, {res['full']['cells']} rows x 2)",
-        f"{ratio:.2f} of full (target <= 0.33)",
-    )]
+    return [
+        (
+            f"loss path B={batch} L={length} V={vocab}",
+            f"{res['rows']['peak_mb']:.0f} MB (logits at {res['rows']['rows']} rows)",
+            f"{res['full']['peak_mb']:.0f} MB (full log-softmax, {res['full']['cells']} rows x 2)",
+            f"{ratio:.2f} of full (target <= 0.33)",
+        )
+    ]
 
 
 class Block(torch.nn.Module):
@@ -141,12 +176,20 @@ class Block(torch.nn.Module):
         self.heads = heads
         self.norm1, self.norm2 = torch.nn.LayerNorm(dim), torch.nn.LayerNorm(dim)
         self.qkv, self.out = torch.nn.Linear(dim, 3 * dim), torch.nn.Linear(dim, dim)
-        self.mlp = torch.nn.Sequential(torch.nn.Linear(dim, 4 * dim), torch.nn.GELU(), torch.nn.Linear(4 * dim, dim))
+        self.mlp = torch.nn.Sequential(
+            torch.nn.Linear(dim, 4 * dim), torch.nn.GELU(), torch.nn.Linear(4 * dim, dim)
+        )
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         B, L, D = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
-        a = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])
+        q, k, v = (
+            self.qkv(self.norm1(x))
+            .view(B, L, 3, self.heads, D // self.heads)
+            .permute(2, 0, 3, 1, 4)
+        )
+        a = torch.nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask[:, None, None, :]
+        )
         x = x + self.out(a.transpose(1, 2).reshape(B, L, D))
         return x + self.mlp(self.norm2(x))
 
@@ -156,7 +199,9 @@ class TinyModel(torch.nn.Module):
 
     time_conditioned = False
 
-    def __init__(self, vocab: int = 512, dim: int = 32, layers: int = 2, max_len: int = 512) -> None:
+    def __init__(
+        self, vocab: int = 512, dim: int = 32, layers: int = 2, max_len: int = 512
+    ) -> None:
         super().__init__()
         self.emb = torch.nn.Embedding(vocab, dim)
         self.pos = torch.nn.Embedding(max_len, dim)
@@ -203,12 +248,21 @@ def bench_sampler(n: int, steps: int, prompt_len: int, x0_len: int) -> list[tupl
     b = s = float("inf")
     for _ in range(3):  # interleaved, best of 3 each: robust to load that changes mid-run
         b, s = min(b, best_of(batched, 1)), min(s, best_of(sequential, 1))
-    return [(f"sampler {n} seqs x {steps} steps", f"{b:.2f} s batched", f"{s:.2f} s sequential", f"{s / b:.1f}x (target >= 6x)")]
+    return [
+        (
+            f"sampler {n} seqs x {steps} steps",
+            f"{b:.2f} s batched",
+            f"{s:.2f} s sequential",
+            f"{s / b:.1f}x (target >= 6x)",
+        )
+    ]
 
 
 def main() -> None:
     torch.set_num_threads(1)  # as in DataLoader workers and the server's engine thread
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="smaller sizes (seconds, for a smoke run)")
     ap.add_argument("--loss-child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -17,6 +17,7 @@ the optimizer step. "outside model" = (data + loss) / step: the share the issue 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -37,38 +38,10 @@ from editflow_train.sources import load_dataset_spec
 from editflow_train.tokenizer import local_tokenizer
 from torch.utils.data import DataLoader
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.core.reference import needleman_wunsch  # noqa: E402  (the pure-Python DP baseline)
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def python_dp_align(x0: list[int], x1: list[int]) -> tuple[list[int], list[int]]:
-    """Minimum edit-distance alignment by a pure-Python DP with backtrace (the baseline)."""
-    n, m = len(x0), len(x1)
-    d = [[0] * (m + 1) for _ in range(n + 1)]
-    for i in range(n + 1):
-        d[i][0] = i
-    for j in range(m + 1):
-        d[0][j] = j
-    for i in range(1, n + 1):
-        for j in range(1, m + 1):
-            d[i][j] = min(
-                d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (x0[i - 1] != x1[j - 1])
-            )
-    z0, z1, i, j = [], [], n, m
-    while i or j:
-        if i and j and d[i][j] == d[i - 1][j - 1] + (x0[i - 1] != x1[j - 1]):
-            z0.append(x0[i - 1])
-            z1.append(x1[j - 1])
-            i -= 1
-            j -= 1  # noqa: E702
-        elif i and d[i][j] == d[i - 1][j] + 1:
-            z0.append(x0[i - 1])
-            z1.append(BLANK)
-            i -= 1  # noqa: E702
-        else:
-            z0.append(BLANK)
-            z1.append(x1[j - 1])
-            j -= 1  # noqa: E702
-    return z0[::-1], z1[::-1]
 
 
 def python_dp_path(examples, collator: EditFlowCollator) -> dict[str, torch.Tensor]:
@@ -77,7 +50,7 @@ def python_dp_path(examples, collator: EditFlowCollator) -> dict[str, torch.Tens
     for ex in examples:
         x1, f = ex["input_ids"], ex["frozen"]
         x0 = collator.x0(x1, f).tolist()
-        z0, z1 = python_dp_align(x0[f:], x1[f:])
+        z0, z1 = needleman_wunsch(x0[f:], x1[f:])
         rows0.append(torch.tensor(x1[:f] + z0))
         rows1.append(torch.tensor(x1[:f] + z1))
         frozen.append(f)
