@@ -228,3 +228,49 @@ def test_chat_rejects_model_and_server_together(tiny_checkpoint, monkeypatch, ca
 
 def test_parser_builds():
     assert build_parser().prog == "editflow"
+
+
+def test_remote_live_view_replays_the_trace_to_the_reply(live_server):
+    import argparse
+    import io
+
+    from editflow_cli.chat import Conversation, RemoteBackend
+    from rich.console import Console
+
+    url, key = live_server
+    args = argparse.Namespace(
+        server=url,
+        api_key=key,
+        served_model=None,
+        steps=6,
+        top_k=0,
+        temperature=1.0,
+        top_p=1.0,
+        seed=3,
+        max_new_tokens=40,
+    )
+    conv = Conversation(chat=True)
+    conv.reset()
+    conv.add_user("Hello")
+    plain = RemoteBackend(args).reply(conv)
+    screen = io.StringIO()
+    shown = []
+    console = Console(file=screen, force_terminal=True, width=120)
+    backend = RemoteBackend(args, console, visual=True)
+    import editflow_cli.chat as chat_mod
+
+    original = chat_mod.apply_trace_entry
+
+    def spy(texts, entry, show=None):
+        out = original(texts, entry, show)
+        shown.append("".join(out))
+        return out
+
+    chat_mod.apply_trace_entry = spy
+    try:
+        live = backend.reply(conv)
+    finally:
+        chat_mod.apply_trace_entry = original
+    assert live == plain
+    assert len(shown) >= 2, "no trace steps arrived"
+    assert shown[-1].strip() == plain, "replaying the trace must give the reply"

@@ -13,7 +13,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from editflow_core import SamplingParams
+from editflow_core import EditOp, SamplingParams
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
@@ -115,12 +115,20 @@ class LocalBackend:
 
 
 class RemoteBackend:
-    """Replies from a running editflow-serve through the official OpenAI client."""
+    """Replies from a running editflow-serve through the official OpenAI client.
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    With the live view on, the request streams with ``trace: true`` and the edits arrive on the
+    server's ``editflow_trace`` side channel (token texts included, so no tokenizer is needed
+    here); the reply itself is the append-only ``delta.content``.
+    """
+
+    def __init__(
+        self, args: argparse.Namespace, console: Console | None = None, visual: bool = False
+    ) -> None:
         import openai
 
         self.openai = openai
+        self.console, self.visual = console, visual
         key = args.api_key or os.environ.get("EDITFLOW_API_KEY") or "none"
         self.client = openai.OpenAI(base_url=args.server, api_key=key, max_retries=0, timeout=600)
         self.args = args
@@ -157,6 +165,9 @@ class RemoteBackend:
             max_tokens=a.max_new_tokens,
             extra_body=extra,
         )
+        if conv.chat and self.visual:
+            extra["trace"] = True
+            return self._call(lambda: self._stream_with_trace(conv, common)).strip()
         if conv.chat:
             out = self._call(
                 lambda: self.client.chat.completions.create(messages=conv.messages, **common)
@@ -165,14 +176,54 @@ class RemoteBackend:
         out = self._call(lambda: self.client.completions.create(prompt=conv.text, **common))
         return (out.choices[0].text or "").strip()
 
+    def _stream_with_trace(self, conv: Conversation, common: dict) -> str:
+        stream = self.client.chat.completions.create(messages=conv.messages, stream=True, **common)
+        texts: list[str] = []
+        reply = ""
+        with Live(console=self.console, refresh_per_second=20, transient=True) as live:
+            for chunk in stream:
+                for choice in chunk.choices:
+                    for entry in (choice.model_extra or {}).get("editflow_trace") or []:
+                        texts = apply_trace_entry(texts, entry, live.update)
+                    if choice.delta is not None and choice.delta.content:
+                        reply += choice.delta.content
+        return reply
+
+
+def apply_trace_entry(texts: list[str], entry: dict, show=None) -> list[str]:
+    """Apply one entry of the server's trace to the generated tokens' texts.
+
+    The first entry (``step`` -1) holds the x0 texts; a later one lists edits whose ``pos``
+    counts generated tokens before the step (an insertion after -1 lands at the start).
+    ``show`` receives the rendering of the step's edits (``render_edits``).
+    """
+    if entry.get("step") == -1:
+        return list(entry.get("texts") or [])
+    edits = [
+        EditOp(e["op"], e["pos"] + 1, e.get("text"), e.get("old_text")) for e in entry["edits"]
+    ]
+    if show is not None:  # shift by one so an insertion at the very start has a slot (-1 -> 0)
+        show(render_edits(["", *texts], edits, 1, "".join))
+    for e in reversed(edits):  # right to left: earlier positions stay valid
+        i = e.pos - 1
+        if e.op == "ins":
+            texts.insert(i + 1, e.token)
+        elif e.op == "del":
+            del texts[i]
+        else:
+            texts[i] = e.token
+    return texts
+
 
 def run(args: argparse.Namespace) -> int:
     if args.server and args.model:
         raise CliError("give either --model (local) or --server (remote), not both")
     interactive = sys.stdin.isatty()
     console = Console(highlight=False)
-    visual = not args.no_visual and console.is_terminal and not args.server
-    backend = RemoteBackend(args) if args.server else LocalBackend(args, console, visual)
+    visual = not args.no_visual and console.is_terminal
+    backend = (
+        RemoteBackend(args, console, visual) if args.server else LocalBackend(args, console, visual)
+    )
     err = Console(stderr=True, highlight=False)
 
     def note(text: str) -> None:  # status lines never mix with replies on stdout
