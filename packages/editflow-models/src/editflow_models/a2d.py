@@ -49,33 +49,14 @@ class DecoderArch(Architecture):
     config_class: type[PreTrainedConfig] = LlamaConfig
     mask_made_bidirectional = True
 
-    def scratch_text_config(
-        self,
-        *,
-        vocab_size: int,
-        hidden_size: int,
-        num_layers: int,
-        num_heads: int,
-        intermediate_size: int,
-        max_position_embeddings: int,
-        pad_token_id: int | None,
-        **overrides,
-    ) -> PreTrainedConfig:
-        fields = dict(
-            vocab_size=vocab_size,
-            hidden_size=hidden_size,
-            num_hidden_layers=num_layers,
-            num_attention_heads=num_heads,
-            num_key_value_heads=num_heads,
-            head_dim=hidden_size // num_heads,
-            intermediate_size=intermediate_size,
-            max_position_embeddings=max_position_embeddings,
-            pad_token_id=pad_token_id,
-            bos_token_id=None,
-            eos_token_id=None,
-            tie_word_embeddings=False,
+    scratch_extras = dict(bos_token_id=None, eos_token_id=None, tie_word_embeddings=False)
+
+    def scratch_text_config(self, *, hidden_size: int, num_heads: int, **kw) -> PreTrainedConfig:
+        """The base config with full multi-head attention, made bidirectional."""
+        heads = {"num_key_value_heads": num_heads, "head_dim": hidden_size // num_heads}
+        config = super().scratch_text_config(
+            hidden_size=hidden_size, num_heads=num_heads, **(heads | kw)
         )
-        config = self.config_class(**(fields | overrides))
         config.is_causal = False
         return config
 

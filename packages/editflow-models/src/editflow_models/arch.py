@@ -62,6 +62,9 @@ class Architecture:
     name: str = ""
     shifted: bool = False
     mask_made_bidirectional: bool = False
+    config_class: type[PreTrainedConfig]
+    #: family-specific fields of a from-scratch config (on top of the sizes)
+    scratch_extras: dict = {}
 
     def scratch_text_config(
         self,
@@ -75,8 +78,17 @@ class Architecture:
         pad_token_id: int | None,
         **overrides,
     ) -> PreTrainedConfig:
-        """A fresh text config of this family with the given sizes."""
-        raise NotImplementedError
+        """A fresh text config of this family with the given sizes (``overrides`` win)."""
+        fields = dict(
+            vocab_size=vocab_size,
+            hidden_size=hidden_size,
+            num_hidden_layers=num_layers,
+            num_attention_heads=num_heads,
+            intermediate_size=intermediate_size,
+            max_position_embeddings=max_position_embeddings,
+            pad_token_id=pad_token_id,
+        )
+        return self.config_class(**(fields | self.scratch_extras | overrides))
 
     def build_backbone(self, text_config: PreTrainedConfig) -> nn.Module:
         """The backbone module: (B, L) ids -> (B, L, H) last hidden state after the final norm."""

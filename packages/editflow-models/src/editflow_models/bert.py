@@ -40,29 +40,6 @@ class BertArch(Architecture):
     model_class: type[nn.Module] = BertModel
     prefix = "bert."
 
-    def scratch_text_config(
-        self,
-        *,
-        vocab_size: int,
-        hidden_size: int,
-        num_layers: int,
-        num_heads: int,
-        intermediate_size: int,
-        max_position_embeddings: int,
-        pad_token_id: int | None,
-        **overrides,
-    ) -> PreTrainedConfig:
-        fields = dict(
-            vocab_size=vocab_size,
-            hidden_size=hidden_size,
-            num_hidden_layers=num_layers,
-            num_attention_heads=num_heads,
-            intermediate_size=intermediate_size,
-            max_position_embeddings=max_position_embeddings,
-            pad_token_id=pad_token_id,
-        )
-        return self.config_class(**(fields | overrides))
-
     def build_backbone(self, text_config: PreTrainedConfig) -> nn.Module:
         return self.model_class(text_config, add_pooling_layer=False)
 

@@ -20,33 +20,10 @@ class ModernBertArch(Architecture):
     """ModernBERT masked LMs (answerdotai/ModernBERT-*, and any ``modernbert`` checkpoint)."""
 
     name = "modernbert"
-
-    def scratch_text_config(
-        self,
-        *,
-        vocab_size: int,
-        hidden_size: int,
-        num_layers: int,
-        num_heads: int,
-        intermediate_size: int,
-        max_position_embeddings: int,
-        pad_token_id: int | None,
-        **overrides,
-    ) -> ModernBertConfig:
-        fields = dict(
-            vocab_size=vocab_size,
-            hidden_size=hidden_size,
-            num_hidden_layers=num_layers,
-            num_attention_heads=num_heads,
-            intermediate_size=intermediate_size,
-            max_position_embeddings=max_position_embeddings,
-            pad_token_id=pad_token_id,
-            bos_token_id=None,
-            eos_token_id=None,
-            cls_token_id=None,
-            sep_token_id=None,
-        )
-        return ModernBertConfig(**(fields | overrides))
+    config_class = ModernBertConfig
+    scratch_extras = dict(
+        bos_token_id=None, eos_token_id=None, cls_token_id=None, sep_token_id=None
+    )
 
     def build_backbone(self, text_config: ModernBertConfig) -> nn.Module:
         return ModernBertModel(text_config)
