@@ -22,15 +22,21 @@ from editflow_models import (
     convert,
     load_model,
 )
-from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from editflow_train.config import EditFlowTrainingArguments, ModelArguments
 from editflow_train.tokenizer import local_tokenizer
 
 
 def is_editflow_checkpoint(path: str) -> bool:
-    """Whether ``path`` (dir or hub id) holds an Edit Flow config."""
-    return AutoConfig.from_pretrained(path).model_type == "editflow"
+    """Whether ``path`` (dir or hub id) holds an Edit Flow config.
+
+    The config is read as JSON: ``AutoConfig`` refuses LLaDA / Dream configs, whose classes ship
+    as remote code.
+    """
+    from editflow_models.convert import read_source_config, resolve_source
+
+    return read_source_config(resolve_source(path)).get("model_type") == "editflow"
 
 
 def source_checkpoint(model_args: ModelArguments, args: EditFlowTrainingArguments) -> str | None:
