@@ -11,7 +11,6 @@ from pathlib import Path
 
 import torch
 
-SPECIALS = ["<pad>", "<bos>", "<eos>", "<mask>", "<unk>"]
 _CORPUS = [
     "Edit Flows write text by inserting, deleting and substituting tokens.",
     "The quick brown fox jumps over the lazy dog.",
@@ -22,26 +21,9 @@ _CORPUS = [
 
 def make_tiny_tokenizer():
     """A byte-level BPE ``PreTrainedTokenizerFast`` of a few hundred tokens."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    from editflow_models.tokenizer import train_bpe_tokenizer
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=320,
-        special_tokens=SPECIALS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(_CORPUS, trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token="<pad>",
-        bos_token="<bos>",
-        eos_token="<eos>",
-        mask_token="<mask>",
-        unk_token="<unk>",
-    )
+    return train_bpe_tokenizer(_CORPUS, 320)
 
 
 def save_tiny_model(path: str | Path, seed: int = 0, hidden_size: int = 32) -> Path:

@@ -1,4 +1,5 @@
-"""A small byte-level BPE tokenizer built locally from the training text (no hub).
+"""The quickstart's tokenizer: a byte-level BPE built locally from the training text (no hub),
+with ``editflow_models.tokenizer.train_bpe_tokenizer``, and cached under the run directory.
 
 Design decisions:
 - Byte-level BPE: every string round-trips (newlines and spaces included), so generated text
@@ -15,35 +16,8 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
-
-SPECIAL_TOKENS = {
-    "pad_token": "<pad>",
-    "bos_token": "<bos>",
-    "eos_token": "<eos>",
-    "mask_token": "<mask>",
-    "unk_token": "<unk>",
-}
-
-
-def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    """Train a byte-level BPE tokenizer of ``vocab_size`` entries on ``texts``."""
-    if vocab_size <= len(SPECIAL_TOKENS) + 256:
-        raise ValueError(
-            f"tokenizer_vocab_size must exceed 261 (bytes + specials), got {vocab_size}"
-        )
-    tok = Tokenizer(models.BPE(unk_token=SPECIAL_TOKENS["unk_token"]))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=list(SPECIAL_TOKENS.values()),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIAL_TOKENS)
+from editflow_models.tokenizer import train_bpe_tokenizer
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 
 def local_tokenizer(
