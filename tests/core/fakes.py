@@ -1,7 +1,7 @@
 """Fake Edit Flow models with known rates, for sampler tests."""
 
 import torch
-from editflow_core import EditFlowOutput
+from editflow_core import EditFlowOutput, RatesFirst
 
 
 class ConstantModel:
@@ -90,3 +90,28 @@ class AnchorInsertModel:
         rates = torch.zeros(B, L, 3)
         rates[:, 0, 0] = self.lam
         return EditFlowOutput(rates, torch.zeros(B, L, self.vocab), torch.zeros(B, L, self.vocab))
+
+
+class RatesFirstFake:
+    """A ``RatesFirstModel`` over a plain fake: token logits only at the rows asked for.
+
+    Records the batch size of every forward and of every token-logit request, so tests can see
+    which rows were computed.
+    """
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.time_conditioned = inner.time_conditioned
+        self.batch_sizes: list[int] = []
+
+    def __call__(self, *args, **kwargs):
+        return self.inner(*args, **kwargs)
+
+    def forward_rates(self, input_ids, attention_mask, t):
+        self.batch_sizes.append(input_ids.shape[0])
+        out = self.inner(input_ids, attention_mask, t)
+
+        def token_logits(ins_rows, sub_rows):
+            return out.ins_logits.flatten(0, 1)[ins_rows], out.sub_logits.flatten(0, 1)[sub_rows]
+
+        return RatesFirst(out.rates, token_logits)

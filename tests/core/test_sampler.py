@@ -11,6 +11,7 @@ from .fakes import (
     ConstantModel,
     OracleAppendModel,
     OracleSubModel,
+    RatesFirstFake,
     TokenDependentModel,
 )
 
@@ -148,6 +149,42 @@ def test_forward_is_reused_only_when_nothing_changed_and_t_is_ignored():
         [[1]], [[2, 3]], params=SamplingParams(steps=12, seed=0)
     )
     assert busy.calls == 12
+
+
+def test_only_rows_that_changed_are_recomputed():
+    # Row 0 never changes (no rates at its tokens); rows 1-2 edit often.
+    model = RatesFirstFake(TokenDependentModel(vocab=12, ins=0.0, dele=0.0, sub=2.0))
+    model.inner.rates = torch.tensor([0.0, 0.0, 2.0])
+    s = BatchSampler(model, make_scheduler("linear"))
+    res = s.generate([[1], [1], [1]], [[], [7, 8, 9], [4, 5]], SamplingParams(steps=16, seed=0))
+    assert res[0].forward_passes == 1  # its first forward serves all 16 steps
+    assert res[1].forward_passes > 4 and res[2].forward_passes > 4
+    assert model.batch_sizes[0] == 3 and max(model.batch_sizes[1:]) <= 2
+    assert s.forward_passes == len(model.batch_sizes)
+
+
+@pytest.mark.parametrize("rates_first", [False, True])
+def test_rows_computed_at_different_steps_still_give_solo_results(rates_first):
+    # Low rates: at a given step some rows change and some do not, so the token logits of one
+    # step come from forwards of different steps (and sub-batches of different widths).
+    def make():
+        inner = TokenDependentModel(vocab=12, ins=0.25, dele=0.1, sub=0.3, seed=3)
+        return RatesFirstFake(inner) if rates_first else inner
+
+    prompts = [[1, 2], [1, 3, 4, 5], [1], [1, 6, 6], [1, 7], [1, 8, 9, 10, 4]]
+    x0 = [[11] * 4, [11] * 2, [11] * 6, [], [11], [11] * 3]
+    params = [SamplingParams(steps=30, seed=i, trace=True, max_new_tokens=20) for i in range(6)]
+    model = make()
+    batch = BatchSampler(model, make_scheduler("cubic")).generate(prompts, x0, params)
+    for i in range(6):
+        (alone,) = BatchSampler(make(), make_scheduler("cubic")).generate(
+            [prompts[i]], [x0[i]], [params[i]]
+        )
+        assert alone.tokens == batch[i].tokens and alone.trace == batch[i].trace
+        assert alone.forward_passes == batch[i].forward_passes
+    if rates_first:
+        assert any(1 < n < 6 for n in model.batch_sizes)  # sub-batches did happen
+    assert sum(r.n_ins + r.n_del + r.n_sub for r in batch) > 10
 
 
 def test_idle_stop_ends_late_quiet_sequences_early():

@@ -22,8 +22,11 @@ Design decisions:
 - Token heads at fired rows only. With a ``RatesFirstModel`` the sampler takes the rates,
   decides which edits fire, then asks for token logits at those rows only; a plain model's
   full logits are used as they are.
-- Forward reuse. If no edit fired anywhere in the last step, the batch did not change and the
-  model ignores t (``model.time_conditioned`` is False), the last forward is reused.
+- Forward reuse, per row. When the model ignores t (``model.time_conditioned`` is False), a
+  row whose tokens did not change in the last step keeps its last rates and token logits
+  (``_RowCache``); the forward runs on the changed and newly admitted rows only. Rows of a
+  bidirectional model do not interact, so this is exact, and a batch spends its compute where
+  the text moves (late in t, most rows of a batch are quiet at any one step).
 - Stopping. A sequence finishes after ``steps`` steps, or early when no edit fired for
   ``idle_stop_steps`` consecutive steps once t >= ``idle_stop_after``. Its completion is cut at
   the first EOS. The length cap drops the rightmost insertions of a step that would exceed it.
@@ -177,6 +180,101 @@ class _Row:
         return self.step / self.params.steps
 
 
+class _RowCache:
+    """The latest forward of every running row, so rows whose tokens did not change can skip it.
+
+    ``rates``: (B, W, 3), row b valid at its own positions and zero elsewhere. ``stale[b]``:
+    row b needs a forward. Row b was computed by ``outs[source[b]]`` (a ``RatesFirst`` of width
+    ``widths[source[b]]``) as its row ``index[b]``, which also serves its token logits.
+    The per-row bookkeeping is plain lists: B is small and list updates cost less than tiny
+    tensor ops, which matters at B = 1.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.rates = torch.zeros(0, 0, 3, device=device)
+        self.stale: list[bool] = []
+        self.source: list[int] = []
+        self.index: list[int] = []
+        self.outs: list[RatesFirst] = []
+        self.widths: list[int] = []
+
+    def add_rows(self, n: int) -> None:
+        """Append n stale rows (new sequences)."""
+        self.rates = torch.cat([self.rates, self.rates.new_zeros(n, self.rates.shape[1], 3)])
+        self.stale += [True] * n
+        self.source += [-1] * n
+        self.index += [0] * n
+
+    def keep(self, keep: list[int], index: torch.Tensor) -> None:
+        """Keep the rows ``keep`` (in that order; ``index`` is the same as a tensor)."""
+        self.rates = self.rates[index]
+        self.stale = [self.stale[b] for b in keep]
+        self.source = [self.source[b] for b in keep]
+        self.index = [self.index[b] for b in keep]
+        self._prune()
+
+    def fit(self, width: int) -> None:
+        """Pad with zeros or cut the rates to the batch's current width."""
+        W = self.rates.shape[1]
+        if width < W:
+            self.rates = self.rates[:, :width]
+        elif width > W:
+            pad = self.rates.new_zeros(self.rates.shape[0], width - W, 3)
+            self.rates = torch.cat([self.rates, pad], 1)
+
+    def store(self, rows: list[int], out: RatesFirst) -> None:
+        """Record the forward ``out`` of the batch rows ``rows`` (its row j is batch row rows[j])."""
+        n, w, _ = out.rates.shape
+        B, W, _ = self.rates.shape
+        rates = out.rates.float()
+        if w < W:
+            rates = torch.cat([rates, rates.new_zeros(n, W - w, 3)], 1)
+        if n == B:  # every row, in order
+            self.rates = rates
+            self.outs, self.widths = [out], [w]
+            self.stale, self.source, self.index = [False] * B, [0] * B, list(range(B))
+            return
+        self.rates[torch.tensor(rows, device=self.rates.device)] = rates
+        for j, b in enumerate(rows):
+            self.stale[b], self.source[b], self.index[b] = False, len(self.outs), j
+        self.outs.append(out)
+        self.widths.append(w)
+        self._prune()
+
+    def token_logits(
+        self, ib: torch.Tensor, ii: torch.Tensor, sb: torch.Tensor, si: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits of Q_ins at (ib, ii) and of Q_sub at (sb, si), (N, V) each, in that order."""
+        dev = ib.device
+        if len(self.outs) == 1:  # one forward computed every row: one call
+            index, w = torch.tensor(self.index, device=dev), self.widths[0]
+            return self.outs[0].token_logits(index[ib] * w + ii, index[sb] * w + si)
+        source = torch.tensor(self.source, device=dev)
+        index = torch.tensor(self.index, device=dev)
+        src_i, src_s = source[ib], source[sb]
+        ins_out = sub_out = None
+        for k in sorted(set(torch.cat([src_i, src_s]).tolist())) or [len(self.outs) - 1]:
+            w, mi, ms = self.widths[k], src_i == k, src_s == k
+            li, ls = self.outs[k].token_logits(
+                index[ib[mi]] * w + ii[mi], index[sb[ms]] * w + si[ms]
+            )
+            if ins_out is None:
+                ins_out = li.new_empty(len(ib), li.shape[-1])
+                sub_out = ls.new_empty(len(sb), ls.shape[-1])
+            ins_out[mi], sub_out[ms] = li, ls
+        return ins_out, sub_out
+
+    def _prune(self) -> None:
+        """Drop forwards no row refers to any more (they hold hidden states)."""
+        live = sorted(set(self.source) - {-1})
+        if len(live) == len(self.outs):
+            return
+        remap = {k: j for j, k in enumerate(live)}
+        self.source = [remap.get(k, -1) for k in self.source]
+        self.outs = [self.outs[k] for k in live]
+        self.widths = [self.widths[k] for k in live]
+
+
 class BatchSampler:
     """Runs many sequences through the CTMC together, admitting and retiring them per step.
 
@@ -218,7 +316,7 @@ class BatchSampler:
         self.lengths = torch.empty(0, dtype=torch.long, device=self.device)  # (B,)
         self.rows: list[_Row] = []
         self.pending: list[tuple[_Row, torch.Tensor]] = []
-        self._last: RatesFirst | None = None
+        self._cache = _RowCache(self.device)
         self._rates_first = isinstance(model, RatesFirstModel)
         self.forward_passes = 0
         self.last_step_edits = 0  # edits applied in the last step, all sequences together
@@ -321,6 +419,7 @@ class BatchSampler:
         lengths = torch.tensor([len(tk) for tk in new], dtype=torch.long, device=self.device)
         self.ids, self.lengths = ids, torch.cat([self.lengths, lengths])
         self.rows += [row for row, _ in self.pending]
+        self._cache.add_rows(len(self.pending))
         self.pending.clear()
         self._membership_changed()
 
@@ -330,10 +429,11 @@ class BatchSampler:
         self.lengths = self.lengths[index]
         width = int(self.lengths.max()) if keep else 0
         self.ids = self.ids[index, :width]
+        self._cache.keep(keep, index)
         self._membership_changed()
 
     def _membership_changed(self) -> None:
-        """Cache the per-row settings as (B,) tensors; drop the reusable forward."""
+        """Cache the per-row settings as (B,) tensors."""
         dev, rows = self.device, self.rows
         self._frozen = torch.tensor([r.frozen for r in rows], dtype=torch.long, device=dev)
         self._h = torch.tensor([1.0 / r.params.steps for r in rows], device=dev)
@@ -341,7 +441,6 @@ class BatchSampler:
         self._temperature = torch.tensor([r.params.temperature for r in rows], device=dev)
         self._top_k = torch.tensor([r.params.top_k for r in rows], dtype=torch.long, device=dev)
         self._top_p = torch.tensor([r.params.top_p for r in rows], device=dev)
-        self._last = None
 
     # ---------------------------------------------------------------- stepping
     def step(self) -> list[GenerationResult]:
@@ -356,19 +455,33 @@ class BatchSampler:
         B, L = self.ids.shape
         mask = torch.arange(L, device=self.device)[None] < self.lengths[:, None]  # (B, L)
         t = torch.tensor([r.t for r in self.rows], dtype=torch.float32, device=self.device)  # (B,)
-        if self._last is None or self.time_conditioned:
-            with torch.no_grad():
-                if self._rates_first:
-                    self._last = self.model.forward_rates(self.ids, mask, t)
-                else:
-                    self._last = RatesFirst.from_output(self.model(self.ids, mask, t))
-            self.forward_passes += 1
-            for r in self.rows:
-                r.forward_passes += 1
-        fired_any = self._leap(self._last, mask, t)
-        if fired_any:
-            self._last = None
+        self._forward(mask, t)
+        self._leap(mask, t)
         return self._retire()
+
+    def _forward(self, mask: torch.Tensor, t: torch.Tensor) -> None:
+        """Run the model on the rows that need it (all of them if it reads t); cache the rest."""
+        cache = self._cache
+        cache.fit(self.ids.shape[1])
+        if self.time_conditioned or all(cache.stale):
+            rows = list(range(len(self.rows)))
+            ids, sub_mask, sub_t = self.ids, mask, t
+        else:
+            rows = [b for b, stale in enumerate(cache.stale) if stale]
+            if not rows:
+                return
+            index = torch.tensor(rows, device=self.device)
+            width = int(self.lengths[index].max())
+            ids, sub_mask, sub_t = self.ids[index, :width], mask[index, :width], t[index]
+        with torch.no_grad():
+            if self._rates_first:
+                out = self.model.forward_rates(ids, sub_mask, sub_t)
+            else:
+                out = RatesFirst.from_output(self.model(ids, sub_mask, sub_t))
+        cache.store(rows, out)
+        self.forward_passes += 1
+        for b in rows:
+            self.rows[b].forward_passes += 1
 
     def _uniforms(self, L: int) -> torch.Tensor:
         """(5, B, L) uniforms: fire-ins, fire-del/sub, del-vs-sub, ins token, sub token.
@@ -380,17 +493,16 @@ class BatchSampler:
             u[:, b, :n] = torch.rand(5, n, generator=r.generator)
         return u.to(self.device)
 
-    def _draw(self, out: RatesFirst, sub: torch.Tensor, ins: torch.Tensor, u: torch.Tensor):
+    def _draw(self, sub: torch.Tensor, ins: torch.Tensor, u: torch.Tensor):
         """Tokens for the fired substitutions and insertions, in one ``sample_tokens`` call.
 
         sub, ins: (B, L) bool; u: (5, B, L) uniforms. Returns (sub tokens, ins tokens) for
         ``sub.nonzero()`` and ``ins.nonzero()`` order.
         """
-        L = sub.shape[1]
         sb, si = sub.nonzero(as_tuple=True)
         ib, ii = ins.nonzero(as_tuple=True)
         with torch.no_grad():
-            ins_logits, sub_logits = out.token_logits(ib * L + ii, sb * L + si)
+            ins_logits, sub_logits = self._cache.token_logits(ib, ii, sb, si)
         rows = torch.cat([sub_logits, ins_logits]).float()  # (N, V)
         if len(self.banned) and len(rows):
             rows[:, self.banned.to(rows.device)] = float("-inf")
@@ -401,10 +513,10 @@ class BatchSampler:
         )  # fmt: skip
         return (sb, si, tokens[: len(sb)]), (ib, ii, tokens[len(sb) :])
 
-    def _leap(self, out: RatesFirst, mask: torch.Tensor, t: torch.Tensor) -> bool:
-        """Fire and apply one step of edits for every row; returns whether any edit fired."""
+    def _leap(self, mask: torch.Tensor, t: torch.Tensor) -> None:
+        """Fire and apply one step of edits for every row; rows that changed become stale."""
         B, L = self.ids.shape
-        lam = out.rates.float() * rate_mask(mask, self._frozen)  # (B, L, 3)
+        lam = self._cache.rates * rate_mask(mask, self._frozen)  # (B, L, 3)
         scale = (self._h * self.scheduler.weight(t))[:, None]  # (B, 1)
         u = self._uniforms(L)
         ins = u[0] < -torch.expm1(-scale * lam[..., INS])  # (B, L)
@@ -418,11 +530,13 @@ class BatchSampler:
         over = ins & (ins.long().cumsum(1) > room[:, None])
         capped = over.any(1)
         ins &= ~over
-        if not bool((ins | ds).any()):
+        changed = (ins | ds).any(1).tolist()  # (B,)
+        if not any(changed):
             self._record(ins, dele, sub, None, None, capped)
-            return False
+            return
+        self._cache.stale = [a or c for a, c in zip(self._cache.stale, changed)]
 
-        (sb, si, sub_tok), (ib, ii, ins_tok_rows) = self._draw(out, sub, ins, u)
+        (sb, si, sub_tok), (ib, ii, ins_tok_rows) = self._draw(sub, ins, u)
         new_ids = self.ids.clone()
         new_ids[sb, si] = sub_tok
         ins_tok = torch.full_like(self.ids, self.pad_token_id)
@@ -441,7 +555,6 @@ class BatchSampler:
 
         self._record(ins, dele, sub, ins_tok, new_ids, capped)
         self.ids, self.lengths = out_ids, new_len
-        return True
 
     def _record(self, ins, dele, sub, ins_tok, new_ids, capped) -> None:
         counts = torch.stack([ins.sum(1), dele.sum(1), sub.sum(1)], 1).tolist()  # (B, 3)
