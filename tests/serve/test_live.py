@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
 import time
+from urllib.parse import urlsplit
 
 import httpx
 import openai
@@ -231,6 +234,34 @@ def test_queue_full_429_and_disconnect_frees_slots(live):
             cl.close()
     assert live.wait_idle(timeout=10)
     # the 4000-step requests were dropped, not run to completion
+    assert live.engine.sampler.forward_passes - steps_before < 3000
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_hang_up_right_after_sending_cancels(live, stream):
+    """A client that closes its socket before reading a byte frees its slot too."""
+    assert live.wait_idle()
+    body = json.dumps(
+        {"model": MODEL_NAME, "messages": MSG, "stream": stream, "steps": 4000}
+    ).encode()
+    url = urlsplit(live.url)
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {url.netloc}\r\n"
+        f"Authorization: Bearer {API_KEY}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    steps_before = live.engine.sampler.forward_passes
+    for _ in range(5):  # hang up at once, and once the request is running
+        with socket.create_connection((url.hostname, url.port)) as sock:
+            sock.sendall(head + body)
+        with socket.create_connection((url.hostname, url.port)) as sock:
+            sock.sendall(head + body)
+            deadline = time.monotonic() + 10
+            while live.engine.num_running + live.engine.num_waiting == 0:
+                assert time.monotonic() < deadline, "the request never reached the engine"
+                time.sleep(0.005)
+    time.sleep(0.5)
+    assert live.wait_idle(timeout=10)
     assert live.engine.sampler.forward_passes - steps_before < 3000
 
 
