@@ -7,6 +7,11 @@ when it exists, else a tiny random model made on the spot; ``--model tiny`` forc
 one, then drives POST /v1/chat/completions at concurrency 1, 4 and 16 and prints requests/s and
 p50/p99 latency. Target: at 16 concurrent, throughput >= 6x that at 1, and no request fails
 (exit status 1 otherwise).
+
+It then times the model's forward alone at batch 1 and 16 on the requests' shapes (in this
+process, same device and threads): ``16 * T(1) / T(16)`` is what batching gains on the forward
+itself, the ceiling for any batching server where the forward dominates; it tells a slow
+server from a compute-bound machine.
 """
 
 from __future__ import annotations
@@ -34,16 +39,42 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str, str]:
+def pick_model(args: argparse.Namespace) -> tuple[Path, str]:
     if args.model not in (None, "tiny"):
-        model, what = Path(args.model), f"checkpoint {args.model}"
-    elif QUICKSTART.is_dir() and args.model is None:
-        model, what = QUICKSTART, f"quickstart checkpoint {QUICKSTART}"
-    else:
-        from editflow_serve.tiny import save_tiny_model
+        return Path(args.model), f"checkpoint {args.model}"
+    if QUICKSTART.is_dir() and args.model is None:
+        return QUICKSTART, f"quickstart checkpoint {QUICKSTART}"
+    from editflow_serve.tiny import save_tiny_model
 
-        model = save_tiny_model(Path(tempfile.mkdtemp()) / "tiny-random")
-        what = "a tiny random model (hidden 32, 2 layers)"
+    model = save_tiny_model(Path(tempfile.mkdtemp()) / "tiny-random")
+    return model, "a tiny random model (hidden 32, 2 layers)"
+
+
+def forward_bound(model_dir: Path, args: argparse.Namespace) -> tuple[float, float, float]:
+    """(T(1) ms, T(16) ms, 16 T(1) / T(16)): the model's forward alone on a request's shape."""
+    import torch
+    from editflow_models.generation import load_generation_setup
+
+    torch.set_num_threads(args.torch_threads)
+    setup = load_generation_setup(model_dir, device=args.device)
+    prefix = setup.chat_prefix([{"role": "user", "content": "Tell me about edit number 7."}])
+    x0 = setup.draw_x0(torch.Generator().manual_seed(0))[: args.max_tokens]
+    times = {}
+    for b in (1, 16):
+        ids = torch.tensor([prefix + x0] * b, device=args.device)
+        mask, t = torch.ones_like(ids), torch.full((b,), 0.5, device=args.device)
+        with torch.no_grad():
+            best = float("inf")
+            for _ in range(20):
+                t0 = time.perf_counter()
+                out = setup.model.forward_rates(ids, mask, t)
+                out.rates.sum().item()  # waits for the device
+                best = min(best, time.perf_counter() - t0)
+        times[b] = best
+    return times[1] * 1e3, times[16] * 1e3, 16 * times[1] / times[16]
+
+
+def start_server(args: argparse.Namespace, model: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     cmd = [
         sys.executable,
@@ -72,7 +103,7 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str, str]:
             sys.exit("the server exited during startup")
         try:
             if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return proc, url, what
+                return proc, url
         except httpx.TransportError:
             pass
         if time.monotonic() > deadline:
@@ -145,11 +176,12 @@ def main() -> None:
     p.add_argument("--torch-threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
-    proc = None
+    proc = model = None
     if args.url:
         url, what = args.url, f"the server at {args.url}"
     else:
-        proc, url, what = start_server(args)
+        model, what = pick_model(args)
+        proc, url = start_server(args, model)
     try:
         print(f"model: {what}; {args.steps} steps, max_tokens {args.max_tokens}, chat completions")
         rows = asyncio.run(bench(url, args))
@@ -164,6 +196,13 @@ def main() -> None:
         print(
             f"{r['conc']:>11} {r['requests']:>8} {r['failures']:>6} {r['rps']:>8.2f} "
             f"{r['p50']:>8.3f} {r['p99']:>8.3f}"
+        )
+    if model is not None:
+        t1, t16, bound = forward_bound(model, args)
+        print(
+            f"model forward alone: {t1:.1f} ms at batch 1, {t16:.1f} ms at batch 16, so one "
+            f"batch of 16 is {bound:.1f}x faster than 16 single forwards (the ceiling where the "
+            "forward dominates)"
         )
     speedup = rows[-1]["rps"] / rows[0]["rps"]
     ok = speedup >= 6 and not any(r["failures"] for r in rows)

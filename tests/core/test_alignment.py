@@ -106,13 +106,18 @@ def test_align_batch_keeps_prefix_and_pads_with_blank_columns(pairs, coupling):
             assert cost == edit_distance(x0s[i], x1s[i])
 
 
-def test_align_batch_errors():
-    with pytest.raises(ValueError, match="frozen prefix of x0 differs"):
-        align_batch([[1, 2]], [[1, 3]], [2])
+@pytest.mark.parametrize("coupling", ["optimal", "noise"])
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_align_batch_errors(coupling, as_tensor):
+    t = torch.tensor if as_tensor else list
+    with pytest.raises(ValueError, match="pair 1: the frozen prefix of x0 differs"):
+        align_batch([t([1]), t([1, 2])], [t([1]), t([1, 3])], [1, 2], coupling=coupling)
     with pytest.raises(ValueError, match="2 x0 sequences but 1"):
-        align_batch([[1], [1]], [[1]])
+        align_batch([t([1]), t([1])], [t([1])], coupling=coupling)
     with pytest.raises(ValueError, match="exceeds"):
-        align_batch([[1]], [[1, 2]], [2])
+        align_batch([t([1])], [t([1, 2])], [2], coupling=coupling)
+    out = align_batch([t([1, 5])], [t([1, 5, 6])], coupling=coupling, gaps="right")
+    assert out.z0.tolist() == [[1, 5, BLANK]] and out.z1.tolist() == [[1, 5, 6]]
     with pytest.raises(ValueError, match="coupling must be"):
         align_batch([[1]], [[1]], coupling="dp")
 

@@ -145,31 +145,37 @@ def align_batch(
     frozen = [1] * len(x0s) if frozen is None else list(frozen)
     if len(frozen) != len(x0s):
         raise ValueError(f"align_batch: {len(frozen)} frozen lengths for {len(x0s)} pairs")
-    rows0: list[torch.Tensor] = []
-    rows1: list[torch.Tensor] = []
-    for i, (a, b, f) in enumerate(zip(x0s, x1s, frozen)):
-        a, b = torch.as_tensor(a, dtype=torch.long), torch.as_tensor(b, dtype=torch.long)
-        if not 0 <= f <= min(len(a), len(b)):
-            raise ValueError(
-                f"pair {i}: frozen length {f} exceeds a sequence (x0 {len(a)}, x1 {len(b)})"
-            )
-        if not torch.equal(a[:f], b[:f]):
-            raise ValueError(f"pair {i}: the frozen prefix of x0 differs from that of x1")
-        rows0.append(a)
-        rows1.append(b)
     if coupling == "noise":
+        rows0 = [torch.as_tensor(a, dtype=torch.long) for a in x0s]
+        rows1 = [torch.as_tensor(b, dtype=torch.long) for b in x1s]
+        for i, (a, b, f) in enumerate(zip(rows0, rows1, frozen)):
+            _check_prefix(i, f, len(a), len(b), torch.equal(a[:f], b[:f]))
         return _couple_noise_batch(rows0, rows1, frozen, gaps, generator)
-    for i, f in enumerate(frozen):
-        a, b = rows0[i], rows1[i]
-        z0, z1 = align(a[f:].tolist(), b[f:].tolist())
-        rows0[i] = torch.cat([a[:f], torch.tensor(z0, dtype=torch.long)])
-        rows1[i] = torch.cat([b[:f], torch.tensor(z1, dtype=torch.long)])
-    pad = torch.nn.utils.rnn.pad_sequence
-    return AlignedBatch(
-        z0=pad(rows0, batch_first=True, padding_value=BLANK),
-        z1=pad(rows1, batch_first=True, padding_value=BLANK),
-        frozen=torch.tensor(frozen, dtype=torch.long),
-    )
+    # optimal: Python lists end to end (rapidfuzz takes lists), one tensor per side at the end
+    lists0: list[list[int]] = []
+    lists1: list[list[int]] = []
+    for i, (a, b, f) in enumerate(zip(x0s, x1s, frozen)):
+        a = a.tolist() if isinstance(a, torch.Tensor) else list(a)
+        b = b.tolist() if isinstance(b, torch.Tensor) else list(b)
+        _check_prefix(i, f, len(a), len(b), a[:f] == b[:f])
+        z0, z1 = align(a[f:], b[f:])
+        lists0.append(a[:f] + z0)
+        lists1.append(b[:f] + z1)
+    B, width = len(lists0), max(map(len, lists0), default=0)
+
+    def padded(rows: list[list[int]]) -> torch.Tensor:
+        flat = [r + [BLANK] * (width - len(r)) for r in rows]
+        return torch.tensor(flat, dtype=torch.long).view(B, width)
+
+    return AlignedBatch(padded(lists0), padded(lists1), torch.tensor(frozen, dtype=torch.long))
+
+
+def _check_prefix(i: int, f: int, n: int, m: int, same: bool) -> None:
+    """Pair i's frozen length f must fit both sequences (lengths n, m) and match."""
+    if not 0 <= f <= min(n, m):
+        raise ValueError(f"pair {i}: frozen length {f} exceeds a sequence (x0 {n}, x1 {m})")
+    if not same:
+        raise ValueError(f"pair {i}: the frozen prefix of x0 differs from that of x1")
 
 
 def _couple_noise_batch(
