@@ -249,19 +249,27 @@ class _RowCache:
         if len(self.outs) == 1:  # one forward computed every row: one call
             index, w = torch.tensor(self.index, device=dev), self.widths[0]
             return self.outs[0].token_logits(index[ib] * w + ii, index[sb] * w + si)
-        source = torch.tensor(self.source, device=dev)
-        index = torch.tensor(self.index, device=dev)
-        src_i, src_s = source[ib], source[sb]
+        # Several forwards: group the fired rows by the forward that computed them (plain
+        # lists, N is small), one token_logits call per forward, scattered back in order.
+        groups: dict[int, list[list[int]]] = {}  # k -> [ins slots, ins rows, sub slots, sub rows]
+        for base, rows, cols in ((0, ib, ii), (2, sb, si)):
+            for n, (b, i) in enumerate(zip(rows.tolist(), cols.tolist())):
+                k = self.source[b]
+                g = groups.setdefault(k, [[], [], [], []])
+                g[base].append(n)
+                g[base + 1].append(self.index[b] * self.widths[k] + i)
         ins_out = sub_out = None
-        for k in sorted(set(torch.cat([src_i, src_s]).tolist())) or [len(self.outs) - 1]:
-            w, mi, ms = self.widths[k], src_i == k, src_s == k
+        for k, (pi, fi, ps, fs) in groups.items():
             li, ls = self.outs[k].token_logits(
-                index[ib[mi]] * w + ii[mi], index[sb[ms]] * w + si[ms]
+                torch.tensor(fi, dtype=torch.long, device=dev),
+                torch.tensor(fs, dtype=torch.long, device=dev),
             )
             if ins_out is None:
                 ins_out = li.new_empty(len(ib), li.shape[-1])
                 sub_out = ls.new_empty(len(sb), ls.shape[-1])
-            ins_out[mi], sub_out[ms] = li, ls
+            ins_out[pi], sub_out[ps] = li, ls
+        if ins_out is None:  # nothing fired
+            return self.outs[-1].token_logits(ib, sb)
         return ins_out, sub_out
 
     def _prune(self) -> None:
