@@ -8,14 +8,8 @@ from .alignment import BLANK, AlignedBatch, align, align_batch, couple_noise, st
 from .loss import LossOutput, edit_flow_loss
 from .path import PathSample, rate_mask, sample_path, sample_time
 from .protocol import DEL, INS, SUB, EditFlowModel, EditFlowOutput, RatesFirst, RatesFirstModel
-from .sampler import (
-    BatchSampler,
-    EditOp,
-    GenerationResult,
-    SamplingParams,
-    SequenceProgress,
-    TraceStep,
-)
+from .sampler import BatchSampler
+from .sampler_types import EditOp, GenerationResult, SamplingParams, SequenceProgress, TraceStep
 from .scheduler import SCHEDULERS, Scheduler, make_scheduler
 from .spec import parse_spec
 from .token_sampling import sample_tokens

@@ -9,7 +9,7 @@ at every position i with intensity w(t) * lam_hat[i]:
     P(deletion | one of the two)    = lam_del[i] / (lam_del[i] + lam_sub[i])
 
 Inserted and substituting tokens are drawn from Q_ins[i] / Q_sub[i]; every fired edit is
-applied at once, left to right. Frozen positions get no deletion or substitution and
+applied at once, left to right (the arithmetic: ``leap.py``). Frozen positions get no deletion or substitution and
 insertions only after the last frozen token (``path.rate_mask``, shared with training).
 
 Design decisions:
@@ -24,9 +24,9 @@ Design decisions:
   full logits are used as they are.
 - Forward reuse, per row. When the model ignores t (``model.time_conditioned`` is False), a
   row whose tokens did not change in the last step keeps its last rates and token logits
-  (``_RowCache``); the forward runs on the changed and newly admitted rows only. Rows of a
+  (``RowCache``); the forward runs on the changed and newly admitted rows only. Rows of a
   bidirectional model do not interact, so this is exact, and a batch spends its compute where
-  the text moves (late in t, most rows of a batch are quiet at any one step).
+  the text moves (early in t, under the cubic schedule, most rows are quiet at any one step).
 - Stopping. A sequence finishes after ``steps`` steps, or early when no edit fired for
   ``idle_stop_steps`` consecutive steps once t >= ``idle_stop_after``. Its completion is cut at
   the first EOS. The length cap drops the rightmost insertions of a step that would exceed it.
@@ -36,130 +36,19 @@ Design decisions:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from .leap import apply_edits, fire_edits, row_edits
 from .path import rate_mask
 from .protocol import DEL, INS, SUB, EditFlowModel, RatesFirst, RatesFirstModel
+from .row_cache import RowCache
+from .sampler_types import GenerationResult, SamplingParams, SequenceProgress, TraceStep
 from .scheduler import Scheduler
 from .token_sampling import sample_tokens
-
-OP_NAMES = {INS: "ins", DEL: "del", SUB: "sub"}
-
-
-@dataclass
-class SamplingParams:
-    """Per-sequence settings.
-
-    Attributes:
-        steps: number of tau-leaping steps (h = 1 / steps).
-        temperature: for Q; 0 means greedy.
-        top_k: keep the k most likely tokens (0 = all).
-        top_p: nucleus mass to keep (1 = all).
-        max_new_tokens: cap on the number of tokens after the frozen prefix.
-        seed: seed of this sequence's generator (``None``: drawn from torch's global RNG).
-        trace: record the per-step edit operations.
-        idle_stop_steps: finish early after this many consecutive steps without an edit, once
-            t >= ``idle_stop_after`` (0 disables).
-        idle_stop_after: see ``idle_stop_steps``.
-    """
-
-    steps: int = 64
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    max_new_tokens: int = 256
-    seed: int | None = None
-    trace: bool = False
-    idle_stop_steps: int = 0
-    idle_stop_after: float = 0.9
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first invalid field."""
-        checks = [
-            ("steps", self.steps >= 1, "an integer >= 1"),
-            (
-                "temperature",
-                math.isfinite(self.temperature) and self.temperature >= 0,
-                "a number >= 0",
-            ),
-            ("top_k", self.top_k >= 0, "an integer >= 0"),
-            ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
-            ("max_new_tokens", self.max_new_tokens >= 1, "an integer >= 1"),
-            ("idle_stop_steps", self.idle_stop_steps >= 0, "an integer >= 0"),
-            ("idle_stop_after", 0 <= self.idle_stop_after <= 1, "in [0, 1]"),
-        ]
-        for name, ok, what in checks:
-            if not ok:
-                raise ValueError(
-                    f"sampling parameter {name} must be {what}, got {getattr(self, name)!r}"
-                )
-
-
-@dataclass
-class EditOp:
-    """One applied edit, in the coordinates of the sequence before the step.
-
-    ``op`` is "ins" (``token`` inserted after ``pos``), "del" (``old`` at ``pos`` removed) or
-    "sub" (``old`` at ``pos`` replaced by ``token``).
-    """
-
-    op: str
-    pos: int
-    token: int | None
-    old: int | None
-
-
-@dataclass
-class TraceStep:
-    """The edits of one step of one sequence, at time ``t`` (before the step)."""
-
-    step: int
-    t: float
-    edits: list[EditOp]
-
-
-@dataclass
-class GenerationResult:
-    """A finished sequence.
-
-    Attributes:
-        key: the caller's key given to ``add``.
-        tokens: the final sequence, frozen prefix included (before EOS truncation).
-        completion: the tokens after the frozen prefix, cut at the first EOS.
-        finish_reason: "stop" (ran its steps, or EOS) or "length" (the cap was hit).
-        steps: steps taken. forward_passes: forwards computed for it (reused ones excluded).
-        n_ins, n_del, n_sub: edits applied.
-        trace: per-step edits when ``params.trace``.
-    """
-
-    key: Any
-    tokens: list[int]
-    completion: list[int]
-    finish_reason: str
-    steps: int
-    forward_passes: int
-    n_ins: int
-    n_del: int
-    n_sub: int
-    trace: list[TraceStep] | None = None
-
-
-@dataclass
-class SequenceProgress:
-    """A running sequence between steps (see ``BatchSampler.progress``)."""
-
-    tokens: list[int]
-    step: int
-    t: float
-    n_ins: int
-    n_del: int
-    n_sub: int
-    trace: list[TraceStep] | None
 
 
 @dataclass
@@ -178,109 +67,6 @@ class _Row:
     @property
     def t(self) -> float:
         return self.step / self.params.steps
-
-
-class _RowCache:
-    """The latest forward of every running row, so rows whose tokens did not change can skip it.
-
-    ``rates``: (B, W, 3), row b valid at its own positions and zero elsewhere. ``stale[b]``:
-    row b needs a forward. Row b was computed by ``outs[source[b]]`` (a ``RatesFirst`` of width
-    ``widths[source[b]]``) as its row ``index[b]``, which also serves its token logits.
-    The per-row bookkeeping is plain lists: B is small and list updates cost less than tiny
-    tensor ops, which matters at B = 1.
-    """
-
-    def __init__(self, device: torch.device) -> None:
-        self.rates = torch.zeros(0, 0, 3, device=device)
-        self.stale: list[bool] = []
-        self.source: list[int] = []
-        self.index: list[int] = []
-        self.outs: list[RatesFirst] = []
-        self.widths: list[int] = []
-
-    def add_rows(self, n: int) -> None:
-        """Append n stale rows (new sequences)."""
-        self.rates = torch.cat([self.rates, self.rates.new_zeros(n, self.rates.shape[1], 3)])
-        self.stale += [True] * n
-        self.source += [-1] * n
-        self.index += [0] * n
-
-    def keep(self, keep: list[int], index: torch.Tensor) -> None:
-        """Keep the rows ``keep`` (in that order; ``index`` is the same as a tensor)."""
-        self.rates = self.rates[index]
-        self.stale = [self.stale[b] for b in keep]
-        self.source = [self.source[b] for b in keep]
-        self.index = [self.index[b] for b in keep]
-        self._prune()
-
-    def fit(self, width: int) -> None:
-        """Pad with zeros or cut the rates to the batch's current width."""
-        W = self.rates.shape[1]
-        if width < W:
-            self.rates = self.rates[:, :width]
-        elif width > W:
-            pad = self.rates.new_zeros(self.rates.shape[0], width - W, 3)
-            self.rates = torch.cat([self.rates, pad], 1)
-
-    def store(self, rows: list[int], out: RatesFirst) -> None:
-        """Record the forward ``out`` of the batch rows ``rows`` (its row j is batch row rows[j])."""
-        n, w, _ = out.rates.shape
-        B, W, _ = self.rates.shape
-        rates = out.rates.float()
-        if w < W:
-            rates = torch.cat([rates, rates.new_zeros(n, W - w, 3)], 1)
-        if n == B:  # every row, in order
-            self.rates = rates
-            self.outs, self.widths = [out], [w]
-            self.stale, self.source, self.index = [False] * B, [0] * B, list(range(B))
-            return
-        self.rates[torch.tensor(rows, device=self.rates.device)] = rates
-        for j, b in enumerate(rows):
-            self.stale[b], self.source[b], self.index[b] = False, len(self.outs), j
-        self.outs.append(out)
-        self.widths.append(w)
-        self._prune()
-
-    def token_logits(
-        self, ib: torch.Tensor, ii: torch.Tensor, sb: torch.Tensor, si: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits of Q_ins at (ib, ii) and of Q_sub at (sb, si), (N, V) each, in that order."""
-        dev = ib.device
-        if len(self.outs) == 1:  # one forward computed every row: one call
-            index, w = torch.tensor(self.index, device=dev), self.widths[0]
-            return self.outs[0].token_logits(index[ib] * w + ii, index[sb] * w + si)
-        # Several forwards: group the fired rows by the forward that computed them (plain
-        # lists, N is small), one token_logits call per forward, scattered back in order.
-        groups: dict[int, list[list[int]]] = {}  # k -> [ins slots, ins rows, sub slots, sub rows]
-        for base, rows, cols in ((0, ib, ii), (2, sb, si)):
-            for n, (b, i) in enumerate(zip(rows.tolist(), cols.tolist())):
-                k = self.source[b]
-                g = groups.setdefault(k, [[], [], [], []])
-                g[base].append(n)
-                g[base + 1].append(self.index[b] * self.widths[k] + i)
-        ins_out = sub_out = None
-        for k, (pi, fi, ps, fs) in groups.items():
-            li, ls = self.outs[k].token_logits(
-                torch.tensor(fi, dtype=torch.long, device=dev),
-                torch.tensor(fs, dtype=torch.long, device=dev),
-            )
-            if ins_out is None:
-                ins_out = li.new_empty(len(ib), li.shape[-1])
-                sub_out = ls.new_empty(len(sb), ls.shape[-1])
-            ins_out[pi], sub_out[ps] = li, ls
-        if ins_out is None:  # nothing fired
-            return self.outs[-1].token_logits(ib, sb)
-        return ins_out, sub_out
-
-    def _prune(self) -> None:
-        """Drop forwards no row refers to any more (they hold hidden states)."""
-        live = sorted(set(self.source) - {-1})
-        if len(live) == len(self.outs):
-            return
-        remap = {k: j for j, k in enumerate(live)}
-        self.source = [remap.get(k, -1) for k in self.source]
-        self.outs = [self.outs[k] for k in live]
-        self.widths = [self.widths[k] for k in live]
 
 
 class BatchSampler:
@@ -324,7 +110,7 @@ class BatchSampler:
         self.lengths = torch.empty(0, dtype=torch.long, device=self.device)  # (B,)
         self.rows: list[_Row] = []
         self.pending: list[tuple[_Row, torch.Tensor]] = []
-        self._cache = _RowCache(self.device)
+        self._cache = RowCache(self.device)
         self._rates_first = isinstance(model, RatesFirstModel)
         self.forward_passes = 0
         self.last_step_edits = 0  # edits applied in the last step, all sequences together
@@ -523,22 +309,11 @@ class BatchSampler:
 
     def _leap(self, mask: torch.Tensor, t: torch.Tensor) -> None:
         """Fire and apply one step of edits for every row; rows that changed become stale."""
-        B, L = self.ids.shape
         lam = self._cache.rates * rate_mask(mask, self._frozen)  # (B, L, 3)
         scale = (self._h * self.scheduler.weight(t))[:, None]  # (B, 1)
-        u = self._uniforms(L)
-        ins = u[0] < -torch.expm1(-scale * lam[..., INS])  # (B, L)
-        ds_rate = lam[..., DEL] + lam[..., SUB]
-        ds = u[1] < -torch.expm1(-scale * ds_rate)
-        dele = ds & (u[2] * ds_rate < lam[..., DEL])
-        sub = ds & ~dele
-
-        # Length cap: drop the rightmost insertions that would exceed it.
-        room = self._caps - (self.lengths - dele.sum(1))  # (B,)
-        over = ins & (ins.long().cumsum(1) > room[:, None])
-        capped = over.any(1)
-        ins &= ~over
-        changed = (ins | ds).any(1).tolist()  # (B,)
+        u = self._uniforms(self.ids.shape[1])
+        ins, dele, sub, capped = fire_edits(lam, scale, u, self._caps - self.lengths)
+        changed = (ins | dele | sub).any(1).tolist()  # (B,)
         if not any(changed):
             self._record(ins, dele, sub, None, None, capped)
             return
@@ -549,51 +324,29 @@ class BatchSampler:
         new_ids[sb, si] = sub_tok
         ins_tok = torch.full_like(self.ids, self.pad_token_id)
         ins_tok[ib, ii] = ins_tok_rows
-
-        keep = mask & ~dele
-        width = keep.long() + ins.long()  # tokens each position emits: (B, L)
-        start = width.cumsum(1) - width
-        new_len = width.sum(1)
-        out_ids = torch.full(
-            (B, max(int(new_len.max()), 1)), self.pad_token_id, dtype=torch.long, device=self.device
-        )
-        kb, ki = keep.nonzero(as_tuple=True)
-        out_ids[kb, start[kb, ki]] = new_ids[kb, ki]
-        out_ids[ib, start[ib, ii] + keep[ib, ii].long()] = ins_tok[ib, ii]
-
         self._record(ins, dele, sub, ins_tok, new_ids, capped)
-        self.ids, self.lengths = out_ids, new_len
+        self.ids, self.lengths = apply_edits(
+            new_ids, self.lengths, ins, dele, ins_tok, self.pad_token_id
+        )
 
     def _record(self, ins, dele, sub, ins_tok, new_ids, capped) -> None:
+        """Per-row books after a step: edit counts, idle streak, cap flag, trace, step."""
         counts = torch.stack([ins.sum(1), dele.sum(1), sub.sum(1)], 1).tolist()  # (B, 3)
         self.last_step_edits = sum(map(sum, counts))
         capped = capped.tolist()
         for b, r in enumerate(self.rows):
             if r.trace is not None:
-                r.trace.append(
-                    TraceStep(r.step, r.t, self._edits(b, ins, dele, sub, ins_tok, new_ids))
-                )
+                edits = []
+                if sum(counts[b]):
+                    edits = row_edits(
+                        self.ids[b].tolist(), new_ids[b].tolist(), ins_tok[b].tolist(),
+                        ins[b].tolist(), dele[b].tolist(), sub[b].tolist(),
+                    )  # fmt: skip
+                r.trace.append(TraceStep(r.step, r.t, edits))
             r.counts = [a + c for a, c in zip(r.counts, counts[b])]
             r.idle = 0 if sum(counts[b]) else r.idle + 1
             r.capped |= capped[b]
             r.step += 1
-
-    def _edits(self, b, ins, dele, sub, ins_tok, new_ids) -> list[EditOp]:
-        """Row b's fired edits as ``EditOp`` values (positions before the step)."""
-        fired = (ins[b] | dele[b] | sub[b]).nonzero().squeeze(1).tolist()
-        if not fired:
-            return []
-        old, new, added = self.ids[b].tolist(), new_ids[b].tolist(), ins_tok[b].tolist()
-        d, s, n = dele[b].tolist(), sub[b].tolist(), ins[b].tolist()
-        ops: list[EditOp] = []
-        for i in fired:
-            if d[i]:
-                ops.append(EditOp("del", i, None, old[i]))
-            elif s[i]:
-                ops.append(EditOp("sub", i, new[i], old[i]))
-            if n[i]:
-                ops.append(EditOp("ins", i, added[i], None))
-        return ops
 
     def _done(self, r: _Row) -> bool:
         p = r.params
