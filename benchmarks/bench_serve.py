@@ -55,7 +55,8 @@ def forward_bound(model_dir: Path, args: argparse.Namespace) -> tuple[float, flo
     import torch
     from editflow_models.generation import load_generation_setup
 
-    torch.set_num_threads(args.torch_threads)
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
     setup = load_generation_setup(model_dir, device=args.device)
     prefix = setup.chat_prefix([{"role": "user", "content": "Tell me about edit number 7."}])
     x0 = setup.draw_x0(torch.Generator().manual_seed(0))[: args.max_tokens]
@@ -90,11 +91,11 @@ def start_server(args: argparse.Namespace, model: Path) -> tuple[subprocess.Pope
         "256",
         "--log-level",
         "warning",
-        "--torch-threads",
-        str(args.torch_threads),
         "--device",
         args.device,
     ]
+    if args.torch_threads:
+        cmd += ["--torch-threads", str(args.torch_threads)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
@@ -173,7 +174,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=32)
     p.add_argument("--max-tokens", type=int, default=32)
     p.add_argument("--requests", type=int, default=32, help="requests per concurrency level")
-    p.add_argument("--torch-threads", type=int, default=1)
+    p.add_argument(
+        "--torch-threads", type=int, help="engine threads (default: the server's, torch's default)"
+    )
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
     proc = model = None
@@ -183,7 +186,11 @@ def main() -> None:
         model, what = pick_model(args)
         proc, url = start_server(args, model)
     try:
-        print(f"model: {what}; {args.steps} steps, max_tokens {args.max_tokens}, chat completions")
+        threads = args.torch_threads or f"torch's default ({os.cpu_count()} cores)"
+        print(
+            f"model: {what}; {args.steps} steps, max_tokens {args.max_tokens}, chat completions, "
+            f"engine threads: {threads}"
+        )
         rows = asyncio.run(bench(url, args))
     finally:
         if proc is not None:
