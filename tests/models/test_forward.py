@@ -144,3 +144,28 @@ def test_core_sampler_drives_the_model():
     assert (
         sum(r.n_ins for r in results) > 0
     )  # an untrained model still inserts at rate ~softplus(0)
+
+
+@pytest.mark.parametrize("arch", ["modernbert", "bert", "qwen3"])
+def test_sampler_batch_equals_solo_with_per_row_reuse(arch):
+    """Rows recomputed in sub-batches of other widths still give each sequence its solo result."""
+    model = _scratch(arch)
+    prompts = [[2], [2, 7, 8, 9], [2, 5], [2, 11, 12]]
+    x0 = [[3] * 4, [3] * 2, [], [3] * 6]
+    params = [SamplingParams(steps=12, seed=i, max_new_tokens=16) for i in range(4)]
+    widths = []
+    real_forward = model.forward_rates
+
+    def spy(input_ids, attention_mask, t):
+        widths.append(tuple(input_ids.shape))
+        return real_forward(input_ids, attention_mask, t)
+
+    model.forward_rates = spy
+    batch = BatchSampler(model, make_scheduler("cubic")).generate(prompts, x0, params)
+    assert any(b < 4 for b, _ in widths)  # some steps recomputed only the rows that changed
+    for i in range(4):
+        (alone,) = BatchSampler(model, make_scheduler("cubic")).generate(
+            [prompts[i]], [x0[i]], [params[i]]
+        )
+        assert alone.tokens == batch[i].tokens
+        assert alone.forward_passes == batch[i].forward_passes
