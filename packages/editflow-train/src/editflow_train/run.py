@@ -16,6 +16,7 @@ from transformers import set_seed
 from editflow_train.chunking import pretraining_dataset
 from editflow_train.collator import EditFlowCollator
 from editflow_train.config import DataArguments, EditFlowTrainingArguments, Mode, ModelArguments
+from editflow_train.distributed import check_distributed, describe, sampling_model
 from editflow_train.final_checkpoint import save_final
 from editflow_train.model_setup import (
     anchor_id,
@@ -168,6 +169,7 @@ def train(
         scheduler=scheduler,
         normalize=args.normalize,
     )
+    check_distributed(trainer.accelerator, lora=model_args.lora)
     if args.max_train_seconds:
         trainer.add_callback(TimeBudget(args.max_train_seconds))
     resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
@@ -192,6 +194,7 @@ def train(
             "global_step": result.global_step,
             "resumed_from_step": resumed_from,
             "num_processes": trainer.accelerator.num_processes,
+            **describe(trainer.accelerator),
             "epoch": trainer.state.epoch,
             "train_sequences": None if data.streaming else len(train_ds),
             "eval_loss": next(
@@ -202,7 +205,7 @@ def train(
         }
         if args.num_samples > 0:
             summary |= report_samples(
-                mode, trainer, tokenizer, anchor, data, args, train_raw, test_raw
+                mode, trainer, final, tokenizer, anchor, data, args, train_raw, test_raw
             )
         (Path(args.output_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
         print(f"checkpoint: {final}")
@@ -210,9 +213,14 @@ def train(
     return final
 
 
-def report_samples(mode, trainer, tokenizer, anchor, data, args, train_raw, test_raw) -> dict:
-    """Print samples (and, for pt, the real-word fraction); returns them for summary.json."""
-    model = base_model(trainer.accelerator.unwrap_model(trainer.model))
+def report_samples(
+    mode, trainer, final, tokenizer, anchor, data, args, train_raw, test_raw
+) -> dict:
+    """Print samples (and, for pt, the real-word fraction); returns them for summary.json.
+
+    Main process only; under ZeRO-3 / FSDP the samples come from ``final`` (see
+    ``distributed.sampling_model``)."""
+    model = sampling_model(trainer, final)
     prompts = args.sample_prompts
     if mode == "sft" and not prompts:
         source = test_raw if test_raw is not None else train_raw
