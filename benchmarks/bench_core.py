@@ -12,7 +12,8 @@ Everything runs on one torch thread, as DataLoader workers and the serving engin
    a fresh subprocess; peak = ru_maxrss (high-water RSS) minus RSS before the path.
 4. The sampler: 16 sequences in one batch against 16 sequential runs, same tiny model and steps;
    then the same with a lookup-table model that costs almost nothing, which isolates the
-   sampler's own per-step work from the network's.
+   sampler's own per-step work from the network's; and the tiny model's forward alone at batch
+   1 and 16, the ceiling where the forward dominates.
 """
 
 from __future__ import annotations
@@ -282,6 +283,26 @@ def bench_sampler(
     ]
 
 
+def bench_forward(n: int, length: int) -> list[tuple]:
+    """The tiny model's forward alone: one batch of n rows against n single-row forwards."""
+    torch.manual_seed(0)
+    model = TinyModel().eval()
+    times = {}
+    for b in (1, n):
+        ids = torch.randint(5, 512, (b, length))
+        mask, t = torch.ones_like(ids, dtype=torch.bool), torch.zeros(b)
+        with torch.no_grad():
+            times[b] = best_of(lambda: model.forward_rates(ids, mask, t), 50)
+    return [
+        (
+            f"tiny model forward alone, {n} x {length} tokens",
+            f"{times[n] * 1e3:.2f} ms for {n} rows",
+            f"{times[1] * 1e3:.2f} ms for 1 row",
+            f"{n * times[1] / times[n]:.1f}x (ceiling where the forward dominates)",
+        )
+    ]
+
+
 def main() -> None:
     torch.set_num_threads(1)  # as in DataLoader workers and the server's engine thread
     ap = argparse.ArgumentParser(
@@ -301,12 +322,14 @@ def main() -> None:
         rows += bench_loss_memory(4, 128, 8000, 64)
         rows += bench_sampler(4, 8, 8, 8)
         rows += bench_sampler(4, 8, 8, 8, LookupModel(), "lookup model (sampler alone)")
+        rows += bench_forward(4, 16)
     else:
         rows += bench_align([128, 512, 1024])
         rows += bench_batch(16, 512)
         rows += bench_loss_memory(16, 512, 32_000, 256)
         rows += bench_sampler(16, 32, 16, 32, what="tiny model (dim 32, 2 layers)")
         rows += bench_sampler(16, 32, 16, 32, LookupModel(), "lookup model (sampler alone)")
+        rows += bench_forward(16, 57)  # 17 prompt + 32 x0 tokens, grown by the run
     widths = [max(len(str(r[i])) for r in rows) for i in range(4)]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for r in rows:
