@@ -76,13 +76,7 @@ def timed_steps(model, batches, steps: int, scheduler, in_step=None) -> dict[str
             batch = in_step(batch)
         path = PathSample(**batch)
         t1 = time.perf_counter()
-        out = model(
-            input_ids=path.x_t,
-            attention_mask=path.attention_mask,
-            t=path.t,
-            ins_rows=path.ins_rows,
-            sub_rows=path.sub_rows,
-        )
+        out = model(**path.model_inputs())
         t2 = time.perf_counter()
         loss = edit_flow_loss(out, path, scheduler).loss
         t3 = time.perf_counter()

@@ -31,9 +31,7 @@ def train_steps(model: torch.nn.Module, steps: int = 3, lr: float = 1e-2) -> lis
             core_batch(step), scheduler, generator=torch.Generator().manual_seed(step)
         )
         assert path.ins_rows.numel() and path.sub_rows.numel() and (path.edit_op == 1).any()
-        out = model(
-            path.x_t, path.attention_mask, path.t, ins_rows=path.ins_rows, sub_rows=path.sub_rows
-        )
+        out = model(**path.model_inputs())
         loss = edit_flow_loss(out, path, scheduler).loss
         opt.zero_grad()
         loss.backward()
@@ -92,9 +90,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(arch):
 
     def grads() -> dict[str, torch.Tensor]:
         model.zero_grad()
-        out = model(
-            path.x_t, path.attention_mask, path.t, ins_rows=path.ins_rows, sub_rows=path.sub_rows
-        )
+        out = model(**path.model_inputs())
         edit_flow_loss(out, path, make_scheduler("cubic")).loss.backward()
         return {n: p.grad.clone() for n, p in model.named_parameters()}
 

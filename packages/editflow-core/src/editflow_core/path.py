@@ -65,6 +65,17 @@ class PathSample:
     edit_row: torch.Tensor
     target_len: torch.Tensor
 
+    def model_inputs(self) -> dict[str, torch.Tensor]:
+        """The keyword arguments of the model protocol for this batch: x_t, its mask, t and the
+        token rows (``model(**path.model_inputs())``)."""
+        return {
+            "input_ids": self.x_t,
+            "attention_mask": self.attention_mask,
+            "t": self.t,
+            "ins_rows": self.ins_rows,
+            "sub_rows": self.sub_rows,
+        }
+
     def edit_counts(self) -> dict[str, int]:
         """Numbers of remaining insertions, deletions and substitutions in the batch."""
         counts = torch.bincount(self.edit_op, minlength=3).tolist()

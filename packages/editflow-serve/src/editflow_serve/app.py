@@ -31,17 +31,9 @@ from .serving import APIError, ClientDisconnected, OpenAIServing, ServeSettings
 log = logging.getLogger("editflow_serve")
 
 
-def _error(
-    status: int,
-    message: str,
-    type: str = "invalid_request_error",
-    param: str | None = None,
-    code: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    return JSONResponse(
-        APIError(status, message, type, param, code).body(), status_code=status, headers=headers
-    )
+def _respond(err: APIError) -> JSONResponse:
+    """The OpenAI error envelope of ``err``, with its status and headers."""
+    return JSONResponse(err.body(), status_code=err.status, headers=err.headers or None)
 
 
 def _param(loc: tuple[Any, ...]) -> str | None:
@@ -78,7 +70,9 @@ async def validation_handler(request: Request, exc: RequestValidationError) -> J
     )
     if first.get("type") == "json_invalid":
         detail = (first.get("ctx") or {}).get("error", "")
-        return _error(400, f"We could not parse the JSON body of your request: {detail}")
+        return _respond(
+            APIError(400, f"We could not parse the JSON body of your request: {detail}")
+        )
     loc = tuple(first.get("loc", ()))
     param = _param(loc)
     if first.get("type") == "missing":
@@ -87,18 +81,17 @@ async def validation_handler(request: Request, exc: RequestValidationError) -> J
         msg = f"The request body is invalid: {first.get('msg')}"
     else:
         msg = f"Invalid value for {param!r}: {first.get('msg')}"
-    return _error(400, msg, param=param)
+    return _respond(APIError(400, msg, param=param))
 
 
 async def api_error_handler(request: Request, exc: APIError) -> JSONResponse:
-    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers or None)
+    return _respond(exc)
 
 
 async def http_error_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
-    return _error(
-        exc.status_code, str(exc.detail), code=code, headers=getattr(exc, "headers", None)
-    )
+    headers = getattr(exc, "headers", None)
+    return _respond(APIError(exc.status_code, str(exc.detail), code=code, headers=headers))
 
 
 async def disconnected_handler(request: Request, exc: ClientDisconnected) -> Response:
@@ -107,7 +100,7 @@ async def disconnected_handler(request: Request, exc: ClientDisconnected) -> Res
 
 async def unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error")
-    return _error(500, "internal server error", "server_error")
+    return _respond(APIError(500, "internal server error", "server_error"))
 
 
 class BodyLimit:
@@ -154,11 +147,13 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        resp = _error(
-            413,
-            f"The request body is larger than {self.limit} bytes",
-            code="request_too_large",
-            headers={"Connection": "close"},
+        resp = _respond(
+            APIError(
+                413,
+                f"The request body is larger than {self.limit} bytes",
+                code="request_too_large",
+                headers={"Connection": "close"},
+            )
         )
         await resp(scope, receive, send)
 

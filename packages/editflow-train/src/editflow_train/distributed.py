@@ -49,11 +49,9 @@ def _flag(name: str) -> bool:
     return os.environ.get(name, "false").lower() in ("1", "true", "yes")
 
 
-def _gathers_on_save(accelerator: Accelerator) -> bool:
-    """Whether a save gathers full weights: always below ZeRO-3; under it only when asked."""
+def _zero3_gathers_on_save(accelerator: Accelerator) -> bool:
+    """Whether a ZeRO-3 save gathers the full 16-bit weights (DeepSpeed config)."""
     zero = accelerator.state.deepspeed_plugin.deepspeed_config.get("zero_optimization", {})
-    if str(zero.get("stage")) != "3":
-        return True
     keys = ("stage3_gather_16bit_weights_on_model_save", "gather_16bit_weights_on_model_save")
     return any(str(zero.get(k)).lower() == "true" for k in keys)
 
@@ -75,7 +73,7 @@ def check_distributed(accelerator: Accelerator, lora: bool = False) -> None:
             raise ValueError(
                 f"launched for {wanted.value} but accelerate set up {kind.value}: {HINTS[wanted]}"
             )
-    if kind == DistributedType.DEEPSPEED and not _gathers_on_save(accelerator):
+    if zero == 3 and not _zero3_gathers_on_save(accelerator):
         raise ValueError(
             "ZeRO-3 without zero3_save_16bit_model: true (DeepSpeed: "
             "stage3_gather_16bit_weights_on_model_save) would leave checkpoint-final as "

@@ -71,13 +71,7 @@ class EditFlowTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The Edit Flow loss of one batch (a sampled path as a dict of tensors)."""
         path = PathSample(**inputs)
-        out = model(
-            input_ids=path.x_t,
-            attention_mask=path.attention_mask,
-            t=path.t,
-            ins_rows=path.ins_rows,
-            sub_rows=path.sub_rows,
-        )
+        out = model(**path.model_inputs())
         parts = edit_flow_loss(out, path, self.kappa, normalize=self.normalize)
         # keep both token heads in the graph even when a batch has no edit of their kind
         loss = parts.loss + 0.0 * (out.ins_logits.sum() + out.sub_logits.sum())
