@@ -313,25 +313,25 @@ class BatchSampler:
         scale = (self._h * self.scheduler.weight(t))[:, None]  # (B, 1)
         u = self._uniforms(self.ids.shape[1])
         ins, dele, sub, capped = fire_edits(lam, scale, u, self._caps - self.lengths)
-        changed = (ins | dele | sub).any(1).tolist()  # (B,)
-        if not any(changed):
-            self._record(ins, dele, sub, None, None, capped)
+        counts = torch.stack([ins.sum(1), dele.sum(1), sub.sum(1)], 1).tolist()  # (B, 3)
+        if not any(map(any, counts)):
+            self._record(counts, ins, dele, sub, None, None, capped)
             return
-        self._cache.stale = [a or c for a, c in zip(self._cache.stale, changed)]
+        self._cache.stale = [a or any(c) for a, c in zip(self._cache.stale, counts)]
 
         (sb, si, sub_tok), (ib, ii, ins_tok_rows) = self._draw(sub, ins, u)
         new_ids = self.ids.clone()
         new_ids[sb, si] = sub_tok
         ins_tok = torch.full_like(self.ids, self.pad_token_id)
         ins_tok[ib, ii] = ins_tok_rows
-        self._record(ins, dele, sub, ins_tok, new_ids, capped)
+        self._record(counts, ins, dele, sub, ins_tok, new_ids, capped)
         self.ids, self.lengths = apply_edits(
             new_ids, self.lengths, ins, dele, ins_tok, self.pad_token_id
         )
 
-    def _record(self, ins, dele, sub, ins_tok, new_ids, capped) -> None:
-        """Per-row books after a step: edit counts, idle streak, cap flag, trace, step."""
-        counts = torch.stack([ins.sum(1), dele.sum(1), sub.sum(1)], 1).tolist()  # (B, 3)
+    def _record(self, counts, ins, dele, sub, ins_tok, new_ids, capped) -> None:
+        """Per-row books after a step (counts: (B, 3) edits per row and type, as lists): edit
+        counts, idle streak, cap flag, trace, step."""
         self.last_step_edits = sum(map(sum, counts))
         capped = capped.tolist()
         for b, r in enumerate(self.rows):
