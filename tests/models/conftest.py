@@ -103,6 +103,33 @@ def tiny_causal(kind: str, seed: int = 0, tie: bool = False) -> PreTrainedModel:
     return model.eval()
 
 
+def tiny_qwen3_4bit(seed: int = 0) -> PreTrainedModel:
+    """A random 2-layer Qwen3 whose every Linear fits bitsandbytes' CPU 4-bit kernel.
+
+    That kernel (AVX512-BF16 CPUs, Intel and AMD) needs in_features % 64 == 0 and
+    out_features % 32 == 0 (``editflow_models.lora.cpu_4bit_incompatible``); SIZES' hidden 32 does
+    not. Here: q / o 64 x 64, k / v 64 -> 32, gate / up 64 -> 128, down 128 -> 64.
+    """
+    torch.manual_seed(seed)
+    config = Qwen3Config(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        intermediate_size=128,
+        max_position_embeddings=64,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        tie_word_embeddings=False,
+    )
+    model = Qwen3ForCausalLM(config)
+    randomize_norms(model)
+    return model.eval()
+
+
 def tiny_tokenizer() -> BertTokenizer:
     """A WordPiece tokenizer over VOCAB entries: [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4."""
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(VOCAB - 5)]
@@ -150,3 +177,13 @@ def converted(sources, tmp_path_factory) -> dict[str, Path]:
     return {
         kind: convert(src, root / kind, anchor_token_id=2).output for kind, src in sources.items()
     }
+
+
+@pytest.fixture(scope="session")
+def converted_4bit(tmp_path_factory) -> Path:
+    """``tiny_qwen3_4bit`` converted to an Edit Flow checkpoint (the 4-bit tests' model)."""
+    from editflow_models import convert
+
+    root = tmp_path_factory.mktemp("converted_4bit")
+    tiny_qwen3_4bit().save_pretrained(root / "source")
+    return convert(root / "source", root / "qwen3", anchor_token_id=2).output
