@@ -230,7 +230,7 @@ def test_parser_builds():
     assert build_parser().prog == "editflow"
 
 
-def test_remote_live_view_replays_the_trace_to_the_reply(live_server):
+def test_remote_live_view_replays_the_trace_to_the_reply(live_server, tiny_checkpoint):
     import argparse
     import io
 
@@ -260,10 +260,20 @@ def test_remote_live_view_replays_the_trace_to_the_reply(live_server):
     import editflow_cli.chat as chat_mod
 
     original = chat_mod.apply_trace_entry
+    tokens: list[int] = []
 
     def spy(texts, entry, show=None):
         out = original(texts, entry, show)
         shown.append("".join(out))
+        if entry.get("step") == -1:
+            tokens[:] = entry["tokens"]
+        for e in reversed(entry.get("edits", [])):  # the same replay, on token ids
+            if e["op"] == "ins":
+                tokens.insert(e["pos"] + 1, e["token"])
+            elif e["op"] == "del":
+                del tokens[e["pos"]]
+            else:
+                tokens[e["pos"]] = e["token"]
         return out
 
     chat_mod.apply_trace_entry = spy
@@ -273,4 +283,11 @@ def test_remote_live_view_replays_the_trace_to_the_reply(live_server):
         chat_mod.apply_trace_entry = original
     assert live == plain
     assert len(shown) >= 2, "no trace steps arrived"
-    assert shown[-1].strip() == plain, "replaying the trace must give the reply"
+    # token by token texts lose characters split across byte-level tokens; the ids do not
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    eos = tokenizer.eos_token_id
+    tokens = tokens[: tokens.index(eos)] if eos in tokens else tokens
+    replayed = tokenizer.decode(tokens, skip_special_tokens=True)
+    assert replayed.strip() == plain, "replaying the trace must give the reply"

@@ -40,7 +40,7 @@ class OracleSubModel:
 
     time_conditioned = False
 
-    def __init__(self, target, vocab, rate=8.0):
+    def __init__(self, target, vocab, rate=1.0):  # realistic: sure of one pending substitution
         self.target = torch.tensor(target)
         self.vocab, self.rate = vocab, rate
 
@@ -58,12 +58,13 @@ class OracleSubModel:
 
 
 class OracleAppendModel:
-    """Inserts target[len(x)] after the last position until x == target."""
+    """Inserts target[len(x)] after the last position until x == target, at the realistic
+    rate: the number of tokens still missing there (the expected number of pending insertions)."""
 
     time_conditioned = False
 
-    def __init__(self, target, vocab, rate=50.0):
-        self.target, self.vocab, self.rate = list(target), vocab, rate
+    def __init__(self, target, vocab):
+        self.target, self.vocab = list(target), vocab
 
     def __call__(self, input_ids, attention_mask, t, ins_rows=None, sub_rows=None):
         B, L = input_ids.shape
@@ -72,7 +73,7 @@ class OracleAppendModel:
         lengths = attention_mask.long().sum(1).tolist()
         for b, n in enumerate(lengths):
             if n < len(self.target):
-                rates[b, n - 1, 0] = self.rate
+                rates[b, n - 1, 0] = len(self.target) - n
                 ins[b, n - 1, self.target[n]] = 30.0
         return EditFlowOutput(rates, ins, torch.zeros(B, L, self.vocab))
 

@@ -15,18 +15,35 @@ from .fakes import (
     TokenDependentModel,
 )
 
+KAPPA = {"linear": lambda t: t, "cubic": lambda t: t**3, "poly[n:0.5]": lambda t: t**0.5}
 
-def test_insertion_count_follows_the_tau_leaping_law():
-    lam, steps, n = 0.5, 16, 3000
-    sched = make_scheduler("linear", max_weight=20.0)
-    sampler = BatchSampler(AnchorInsertModel(lam), sched)
+
+def step_probabilities(spec: str, lam: float, steps: int, rule: str) -> list[float]:
+    """P(fire) per step for a constant normalised rate, from the formulas: a pending edit
+    switches in [t, t'] with f = (kappa(t') - kappa(t)) / (1 - kappa(t))."""
+    kappa, out = KAPPA[spec], []
+    for k in range(steps):
+        a, b = kappa(k / steps), kappa((k + 1) / steps)
+        f = (b - a) / (1 - a)
+        out.append(min(1.0, lam * f) if rule == "posterior" else 1 - (1 - f) ** lam)
+    return out
+
+
+@pytest.mark.parametrize(
+    "spec,rule,lam",
+    [("linear", "posterior", 0.5), ("cubic", "posterior", 0.7), ("cubic", "hazard", 0.7),
+     ("poly[n:0.5]", "posterior", 0.4), ("poly[n:0.5]", "hazard", 0.4)],
+)  # fmt: skip
+def test_insertion_count_follows_the_step_law(spec, rule, lam):
+    steps, n = 16, 3000
+    sampler = BatchSampler(AnchorInsertModel(lam), make_scheduler(spec), firing=rule)
     res = sampler.generate(
         [[1]] * n,
         params=[SamplingParams(steps=steps, seed=i, max_new_tokens=100) for i in range(n)],
     )
     counts = torch.tensor([len(r.tokens) - 1 for r in res], dtype=torch.float64)
-    h = 1 / steps
-    p = [1 - math.exp(-h * float(sched.weight(torch.tensor(k * h))) * lam) for k in range(steps)]
+    p = step_probabilities(spec, lam, steps, rule)
+    assert p[-1] == (1.0 if rule == "hazard" else lam)  # the last step reaches t = 1
     mean, var = sum(p), sum(q * (1 - q) for q in p)
     assert abs(counts.mean().item() - mean) < 4 * math.sqrt(var / n)
     assert abs(counts.var().item() - var) < 0.15 * var
@@ -280,9 +297,11 @@ class RatesFirstWrapper:
 def test_rates_first_models_give_the_same_results_with_logits_at_fired_rows_only():
     inner = TokenDependentModel(vocab=12, ins=1.5, dele=0.7, sub=1.0)
     prompts, x0 = [[1], [1, 3, 4]], [[11] * 3, [11]]
-    params = [SamplingParams(steps=15, seed=7 + i, max_new_tokens=20) for i in range(2)]
+    params = [SamplingParams(steps=15, seed=7 + i, max_new_tokens=20, trace=True) for i in range(2)]
     plain = BatchSampler(inner, make_scheduler("cubic")).generate(prompts, x0, params)
     wrapped = RatesFirstWrapper(inner)
     lazy = BatchSampler(wrapped, make_scheduler("cubic")).generate(prompts, x0, params)
     assert [r.tokens for r in lazy] == [r.tokens for r in plain]
-    assert wrapped.rows_asked == sum(r.n_ins + r.n_sub for r in lazy)
+    # one logit row per position that got a substitution or insertion(s) in a step
+    fired = {(i, s.step, e.pos, e.op) for i, r in enumerate(lazy) for s in r.trace for e in s.edits}
+    assert wrapped.rows_asked == sum(1 for f in fired if f[3] != "del")

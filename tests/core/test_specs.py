@@ -32,7 +32,7 @@ def test_scheduler_aliases_are_canonical():
     ],
 )
 def test_scheduler_kappa_matches_formula_and_derivative(spec, formula):
-    s = make_scheduler(spec, max_weight=None)
+    s = make_scheduler(spec)
     t = torch.linspace(0.01, 0.99, 37, dtype=torch.float64)
     assert torch.allclose(
         s.kappa(t), torch.tensor([formula(x) for x in t.tolist()], dtype=torch.float64)
@@ -44,12 +44,46 @@ def test_scheduler_kappa_matches_formula_and_derivative(spec, formula):
     assert torch.allclose(s.weight(t), s.d_kappa(t) / (1 - s.kappa(t)))
 
 
-def test_weight_is_clamped_and_finite_at_one():
-    s = make_scheduler("cubic", max_weight=20.0)
-    w = s.weight(torch.tensor([0.5, 0.99, 1.0]))
-    assert torch.isfinite(w).all()
+FORMULAS = {
+    "linear": lambda t: t,
+    "cubic": lambda t: t**3,
+    "poly[n:0.5]": lambda t: t**0.5,
+    "cosine": lambda t: 1 - math.cos(math.pi * t / 2),
+}
+
+
+@pytest.mark.parametrize("spec", FORMULAS)
+def test_jump_fraction_and_inverse_match_the_formula(spec):
+    s, kappa = make_scheduler(spec), FORMULAS[spec]
+    grid = [(0.0, 0.1), (0.2, 0.25), (0.5, 0.75), (0.9, 0.95), (0.97, 1.0), (0.0, 1.0)]
+    for a, b in grid:
+        want = (kappa(b) - kappa(a)) / (1 - kappa(a))
+        got = float(s.jump_fraction(*torch.tensor([a, b], dtype=torch.float64)))
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-12), (a, b)
+    assert float(s.jump_fraction(torch.tensor(0.5), torch.tensor(1.0))) == 1.0
+    k = torch.linspace(0, 1, 11, dtype=torch.float64)
+    assert torch.allclose(s.kappa(s.inverse(k)), k, atol=1e-12)
+
+
+@pytest.mark.parametrize("spec", FORMULAS)
+def test_one_minus_kappa_keeps_its_digits_near_one(spec):
+    s, kappa = make_scheduler(spec), FORMULAS[spec]
+    t = torch.tensor([0.0, 0.3, 1 - 1e-3, 1 - 1e-7, 1.0], dtype=torch.float64)
+    got = s.one_minus_kappa(t).tolist()
+    assert got[0] == 1.0 and got[-1] == 0.0
+    assert got[1] == pytest.approx(1 - kappa(0.3), rel=1e-12)
+    # float32 input near 1 still gives the right small number (no cancellation in 1 - kappa)
+    t32 = torch.tensor([1 - 2**-20], dtype=torch.float32)
+    want = 1 - kappa(1 - 2**-20)
+    assert float(s.one_minus_kappa(t32)) == pytest.approx(want, rel=1e-3)
+
+
+def test_weight_is_unclamped_and_infinite_at_one():
+    s = make_scheduler("cubic")
+    w = s.weight(torch.tensor([0.5, 0.99, 1.0], dtype=torch.float64))
     assert w[0] == pytest.approx(3 * 0.25 / (1 - 0.125))
-    assert w[1] == 20.0 and w[2] == 20.0
+    assert w[1] == pytest.approx(3 * 0.99**2 / (1 - 0.99**3))
+    assert w[2] == float("inf")
 
 
 @pytest.mark.parametrize(

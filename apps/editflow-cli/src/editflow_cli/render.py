@@ -53,6 +53,7 @@ def render_edits(
             out.append(decode([kinds["sub"].token]), style="bold yellow")
         elif shown:
             out.append(decode([tok]))
-        if "ins" in kinds:
-            out.append(decode([kinds["ins"].token]), style="bold green")
+        for e in ops:  # several insertions after one position come in text order
+            if e.op == "ins":
+                out.append(decode([e.token]), style="bold green")
     return out

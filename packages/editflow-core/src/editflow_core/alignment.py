@@ -1,4 +1,4 @@
-"""Alignments between x0 and x1 (METHOD.md sections 2 and 5).
+"""Alignments between x0 and x1.
 
 An alignment is a pair of equal-length sequences z0, z1 over vocab + {BLANK} with
 strip_blanks(z0) == x0 and strip_blanks(z1) == x1 and no (BLANK, BLANK) column. A column

@@ -1,4 +1,4 @@
-"""The Edit Flow training loss (METHOD.md section 3, paper eq. 23).
+"""The Edit Flow training loss (paper eq. 23).
 
 For one row with remaining edits e at time t, with w = w(t):
 
@@ -9,16 +9,24 @@ For one row with remaining edits e at time t, with w = w(t):
              lam_del[p]                 deletion of position p
              lam_sub[p] * Q_sub[p](b)   substitution of position p by b
 
-"allowed" is ``PathSample.rate_mask`` (no rates at padding or inside the frozen prefix). The
-constant -w log w per edit is dropped. Q is needed only at the rows that hold an edit: the
+"allowed" is ``PathSample.rate_mask`` (no rates at padding or inside the frozen prefix). Its
+minimiser over lam_hat is the expected number of pending edits at each slot given x_t and t.
+Terms that do not depend on the model (-w per pending edit) are dropped, and w(t) is clamped at
+``max_weight`` (t near 1 would otherwise dominate the gradient), so this is a training objective,
+not a likelihood bound: ``editflow_core.likelihood`` restores both. Q is needed only at the rows that hold an edit: the
 model returns logits at ``path.ins_rows`` / ``path.sub_rows`` only, and log Q(b) is taken as
 ``logit[b] - logsumexp(logits)`` so no log-softmax copy of the logits is kept.
 
 Normalisation (``normalize``):
-- ``"x1_length"``: each row's loss divided by its number of non-frozen x1 tokens, then
-  averaged over the batch (the paper's per-length normalisation).
-- ``"batch_tokens"``: the batch's summed loss divided by its total non-frozen x1 tokens.
-- ``"none"``: each row's summed loss, averaged over the batch.
+- ``"batch_tokens"`` (default): the batch's summed loss divided by its total non-frozen x1
+  tokens. Every row has the same weight, so the minimiser stays the true expected count
+  E[n | x_t, t] (up to O(1/B) from the batch total's own randomness).
+- ``"none"``: each row's summed loss, averaged over the batch (unbiased; scale grows with length).
+- ``"x1_length"``: each row's loss divided by its own number of non-frozen x1 tokens, then
+  averaged (the reference implementation's choice). Biased: where len(x1) is uncertain given
+  x_t, the minimiser becomes E[n / len] / E[1 / len] instead of E[n], so rates lean towards
+  short targets. Example: x0 = [BOS], x1 = [BOS, a] or [BOS, a, a, a] with probability 1/2 each:
+  the loss-optimal insertion rate at t = 0 is 1.5 instead of the true 2.
 """
 
 from __future__ import annotations
@@ -32,7 +40,8 @@ from .path import PathSample
 from .protocol import DEL, INS, SUB, EditFlowOutput
 from .scheduler import Scheduler
 
-Normalize = Literal["x1_length", "batch_tokens", "none"]
+Normalize = Literal["batch_tokens", "none", "x1_length"]
+DEFAULT_MAX_WEIGHT = 20.0
 _LOG_EPS = 1e-12
 
 
@@ -68,7 +77,8 @@ def edit_flow_loss(
     output: EditFlowOutput,
     path: PathSample,
     scheduler: Scheduler,
-    normalize: Normalize = "x1_length",
+    normalize: Normalize = "batch_tokens",
+    max_weight: float | None = DEFAULT_MAX_WEIGHT,
 ) -> LossOutput:
     """Compute the Edit Flow loss from a model's output on ``path.x_t``.
 
@@ -76,8 +86,9 @@ def edit_flow_loss(
         output: ``rates`` (B, L, 3) at every position; ``ins_logits`` (R_ins, V) at
             ``path.ins_rows``; ``sub_logits`` (R_sub, V) at ``path.sub_rows``.
         path: the sampled path (targets, masks, t).
-        scheduler: gives w(t) (with its clamp).
+        scheduler: gives w(t).
         normalize: see the module docstring.
+        max_weight: clamp on w(t) (the reference implementation's 20); ``None``: no clamp.
 
     Returns:
         ``LossOutput``.
@@ -95,8 +106,11 @@ def edit_flow_loss(
             raise ValueError(
                 f"{name}_logits must be (R, V) at the {rows.shape[0]} {name}_rows, got {tuple(logits.shape)}"
             )
+    if max_weight is not None and not max_weight > 0:
+        raise ValueError(f"max_weight must be positive or None, got {max_weight!r}")
     device = rates.device
-    w = scheduler.weight(path.t.to(device)).float()  # (B,)
+    w = scheduler.weight(path.t.to(device).double())  # (B,)
+    w = (w.clamp(max=max_weight) if max_weight is not None else w).float()
     rates_f = rates.float()
     outflow = (rates_f * path.rate_mask.to(device)).sum(dim=(1, 2)) * w  # (B,)
 
@@ -120,7 +134,7 @@ def edit_flow_loss(
         scale = torch.full_like(tokens, 1.0 / B)
     else:
         raise ValueError(
-            f"normalize must be 'x1_length', 'batch_tokens' or 'none', got {normalize!r}"
+            f"normalize must be 'batch_tokens', 'none' or 'x1_length', got {normalize!r}"
         )
     counts = torch.bincount(path.edit_op, minlength=3).tolist()
     return LossOutput(

@@ -1,4 +1,4 @@
-"""Sampling the training path z_t and its remaining edits (METHOD.md section 2).
+"""Sampling the training path z_t and its remaining edits.
 
 Given aligned (z0, z1) columns and a time t per row, each column independently takes z1's
 value with probability kappa(t), else z0's: that is z_t, and x_t = strip_blanks(z_t). Every

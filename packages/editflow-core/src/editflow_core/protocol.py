@@ -42,7 +42,7 @@ class EditFlowOutput:
 
     Attributes:
         rates: (B, L, 3) float, non-negative normalised rates lam_hat for (ins, del, sub) at
-            every position. The CTMC intensity is ``w(t) * rates`` (METHOD.md section 1).
+            every position. The CTMC intensity is ``w(t) * rates``.
         ins_logits: (B, L, V), or (N_ins, V) when ``ins_rows`` was given: logits of Q_ins, the
             token inserted right after position i.
         sub_logits: (B, L, V), or (N_sub, V) when ``sub_rows`` was given: logits of Q_sub, the

@@ -1,12 +1,13 @@
-"""Batched tau-leaping sampler for Edit Flow models (METHOD.md section 7).
+"""Batched tau-leaping sampler for Edit Flow models.
 
 Each sequence starts as its frozen prefix (anchor + prompt) followed by x0 tokens, at t = 0,
-and advances by h = 1 / steps per step. One forward pass serves the whole padded batch; then,
-at every position i with intensity w(t) * lam_hat[i]:
-
-    P(insertion after i fires)      = 1 - exp(-h w lam_ins[i])
-    P(deletion or substitution)     = 1 - exp(-h w (lam_del[i] + lam_sub[i]))
-    P(deletion | one of the two)    = lam_del[i] / (lam_del[i] + lam_sub[i])
+and takes ``steps`` steps of h = 1 / steps on the grid 0, h, ..., 1. One forward pass at the
+step's start t serves the whole padded batch; then at every position i an edit fires with a
+probability from the model's normalised rates lam_hat[i] and the schedule's jump fraction
+f = (kappa(t + h) - kappa(t)) / (1 - kappa(t)) (``leap.py``; default rule min(1, lam_hat * f),
+then deletion vs substitution in proportion lam_del : lam_sub). The last step ends at t = 1,
+where f = 1: an edit the model is sure of (lam_hat >= 1) is always made. The schedule is used
+exactly, never clamped (the loss's clamp on w(t) is a training device only).
 
 Inserted and substituting tokens are drawn from Q_ins[i] / Q_sub[i]; every fired edit is
 applied at once, left to right (the arithmetic: ``leap.py``). Frozen positions get no deletion or substitution and
@@ -42,7 +43,7 @@ from typing import Any
 
 import torch
 
-from .leap import apply_edits, fire_edits, row_edits
+from .leap import FIRING, apply_edits, fire_edits, row_edits
 from .path import rate_mask
 from .protocol import DEL, INS, SUB, EditFlowModel, RatesFirst, RatesFirstModel
 from .row_cache import RowCache
@@ -82,6 +83,7 @@ class BatchSampler:
         time_conditioned: whether the model reads t; default ``model.time_conditioned`` if it
             has the attribute, else True (which disables forward reuse).
         device: where the batch lives; default the CPU.
+        firing: the firing rule of ``leap.fire_probability``: "posterior" (default) or "hazard".
     """
 
     def __init__(
@@ -95,7 +97,11 @@ class BatchSampler:
         banned_token_ids: Sequence[int] = (),
         time_conditioned: bool | None = None,
         device: torch.device | str | None = None,
+        firing: str = "posterior",
     ) -> None:
+        if firing not in FIRING:
+            raise ValueError(f"firing rule must be one of {', '.join(FIRING)}, got {firing!r}")
+        self.firing = firing
         self.model = model
         self.scheduler = scheduler
         self.pad_token_id = pad_token_id
@@ -230,7 +236,7 @@ class BatchSampler:
         """Cache the per-row settings as (B,) tensors."""
         dev, rows = self.device, self.rows
         self._frozen = torch.tensor([r.frozen for r in rows], dtype=torch.long, device=dev)
-        self._h = torch.tensor([1.0 / r.params.steps for r in rows], device=dev)
+        self._steps = torch.tensor([r.params.steps for r in rows], dtype=torch.float64)
         self._caps = torch.tensor([self._cap(r.frozen, r.params) for r in rows], device=dev)
         self._temperature = torch.tensor([r.params.temperature for r in rows], device=dev)
         self._top_k = torch.tensor([r.params.top_k for r in rows], dtype=torch.long, device=dev)
@@ -277,6 +283,14 @@ class BatchSampler:
         for b in rows:
             self.rows[b].forward_passes += 1
 
+    def _jump_fraction(self) -> torch.Tensor:
+        """(B, 1) float: each row's (kappa(t') - kappa(t)) / (1 - kappa(t)) over its step from
+        t = step / steps to t' = (step + 1) / steps, in float64 (1 on the last step)."""
+        step = torch.tensor([r.step for r in self.rows], dtype=torch.float64)
+        t0, t1 = step / self._steps, (step + 1) / self._steps
+        frac = self.scheduler.jump_fraction(t0, t1.clamp(max=1.0))
+        return frac.float().to(self.device)[:, None]
+
     def _uniforms(self, L: int) -> torch.Tensor:
         """(5, B, L) uniforms: fire-ins, fire-del/sub, del-vs-sub, ins token, sub token.
 
@@ -290,40 +304,57 @@ class BatchSampler:
     def _draw(self, sub: torch.Tensor, ins: torch.Tensor, u: torch.Tensor):
         """Tokens for the fired substitutions and insertions, in one ``sample_tokens`` call.
 
-        sub, ins: (B, L) bool; u: (5, B, L) uniforms. Returns (sub tokens, ins tokens) for
-        ``sub.nonzero()`` and ``ins.nonzero()`` order.
+        sub: (B, L) bool; ins: (B, L) long insertion counts; u: (5, B, L) uniforms (the first
+        insertion after a position uses u[3], further ones draw from the row's generator in
+        position order). Returns ((sb, si, sub tokens), ins_tokens (B, L, J) long).
         """
         sb, si = sub.nonzero(as_tuple=True)
-        ib, ii = ins.nonzero(as_tuple=True)
+        ib, ii = (ins > 0).nonzero(as_tuple=True)
         with torch.no_grad():
             ins_logits, sub_logits = self._cache.token_logits(ib, ii, sb, si)
-        rows = torch.cat([sub_logits, ins_logits]).float()  # (N, V)
+        reps = ins[ib, ii]  # (S,) insertions per fired slot
+        slot = torch.repeat_interleave(torch.arange(len(ib), device=ins.device), reps)
+        j = torch.arange(len(slot), device=ins.device) - (reps.cumsum(0) - reps)[slot]
+        u_ins = u[3, ib, ii][slot].clone()
+        extra = j > 0
+        if extra.any():
+            per_row = torch.bincount(ib[slot][extra], minlength=len(self.rows)).tolist()
+            draws = [torch.rand(n, generator=r.generator) for r, n in zip(self.rows, per_row) if n]
+            u_ins[extra] = torch.cat(draws).to(u_ins.device)
+        rows = torch.cat([sub_logits, ins_logits[slot]]).float()  # (N, V)
         if len(self.banned) and len(rows):
             rows[:, self.banned.to(rows.device)] = float("-inf")
-        b = torch.cat([sb, ib])
+        b = torch.cat([sb, ib[slot]])
         tokens = sample_tokens(
-            rows, torch.cat([u[4, sb, si], u[3, ib, ii]]),
+            rows, torch.cat([u[4, sb, si], u_ins]),
             self._temperature[b], self._top_k[b], self._top_p[b],
         )  # fmt: skip
-        return (sb, si, tokens[: len(sb)]), (ib, ii, tokens[len(sb) :])
+        B, L = ins.shape
+        ins_tok = torch.full(
+            (B, L, max(int(reps.max()) if len(reps) else 1, 1)),
+            self.pad_token_id,
+            dtype=torch.long,
+            device=ins.device,
+        )
+        ins_tok[ib[slot], ii[slot], j] = tokens[len(sb) :]
+        return (sb, si, tokens[: len(sb)]), ins_tok
 
     def _leap(self, mask: torch.Tensor, t: torch.Tensor) -> None:
         """Fire and apply one step of edits for every row; rows that changed become stale."""
         lam = self._cache.rates * rate_mask(mask, self._frozen)  # (B, L, 3)
-        scale = (self._h * self.scheduler.weight(t))[:, None]  # (B, 1)
         u = self._uniforms(self.ids.shape[1])
-        ins, dele, sub, capped = fire_edits(lam, scale, u, self._caps - self.lengths)
+        ins, dele, sub, capped = fire_edits(
+            lam, self._jump_fraction(), u, self._caps - self.lengths, self.firing
+        )
         counts = torch.stack([ins.sum(1), dele.sum(1), sub.sum(1)], 1).tolist()  # (B, 3)
         if not any(map(any, counts)):
             self._record(counts, ins, dele, sub, None, None, capped)
             return
         self._cache.stale = [a or any(c) for a, c in zip(self._cache.stale, counts)]
 
-        (sb, si, sub_tok), (ib, ii, ins_tok_rows) = self._draw(sub, ins, u)
+        (sb, si, sub_tok), ins_tok = self._draw(sub, ins, u)
         new_ids = self.ids.clone()
         new_ids[sb, si] = sub_tok
-        ins_tok = torch.full_like(self.ids, self.pad_token_id)
-        ins_tok[ib, ii] = ins_tok_rows
         self._record(counts, ins, dele, sub, ins_tok, new_ids, capped)
         self.ids, self.lengths = apply_edits(
             new_ids, self.lengths, ins, dele, ins_tok, self.pad_token_id
@@ -338,9 +369,10 @@ class BatchSampler:
             if r.trace is not None:
                 edits = []
                 if sum(counts[b]):
+                    added = [toks[:n] for toks, n in zip(ins_tok[b].tolist(), ins[b].tolist())]
                     edits = row_edits(
-                        self.ids[b].tolist(), new_ids[b].tolist(), ins_tok[b].tolist(),
-                        ins[b].tolist(), dele[b].tolist(), sub[b].tolist(),
+                        self.ids[b].tolist(), new_ids[b].tolist(), added,
+                        dele[b].tolist(), sub[b].tolist(),
                     )  # fmt: skip
                 r.trace.append(TraceStep(r.step, r.t, edits))
             r.counts = [a + c for a, c in zip(r.counts, counts[b])]

@@ -1,13 +1,22 @@
-"""Kappa schedulers (METHOD.md section 6).
+"""Kappa schedulers.
 
 A scheduler gives kappa(t) with kappa(0) = 0 and kappa(1) = 1: the probability that a column
-of the alignment already holds its data value z1 at time t. Training weights every term with
+of the alignment already holds its data value z1 at time t. A column that does not yet hold it
+switches at the hazard
 
     w(t) = kappa'(t) / (1 - kappa(t))            (paper eq. 23)
 
-which diverges at t -> 1, so ``weight`` clamps it at ``max_weight`` (the reference: 20).
-The same scheduler drives the sampler, where the CTMC intensity is w(t) * lam_hat, so store its
-spec in the model config: ``str(make_scheduler(spec))`` is the canonical spec and round-trips.
+which weights every term of the loss and, times the model's normalised rates, is the CTMC
+intensity when sampling. Over a step [t, t + h] a pending column switches with probability
+
+    P(switch in [t, t + h] | pending at t) = (kappa(t + h) - kappa(t)) / (1 - kappa(t))
+
+(``jump_fraction``), which is 1 when t + h = 1: every pending column has switched by t = 1.
+
+The scheduler is the exact schedule and never clamps: the training loss clamps w(t) itself
+(``edit_flow_loss(max_weight=...)``), a training device that must not reach the sampler. The
+same scheduler drives training and sampling, so its spec lives in the model config:
+``str(make_scheduler(spec))`` is the canonical spec and round-trips.
 
 Names are formulas, not adjectives: ``cubic`` is kappa = t^3 (the paper's), not the reference
 implementation's 2t^3 - 3t^2 + 2t.
@@ -30,7 +39,6 @@ import torch
 from .spec import check_keys, parse_spec
 
 SCHEDULERS = ("linear", "cubic", "poly[n:N]", "cosine")
-DEFAULT_MAX_WEIGHT = 20.0
 
 
 @dataclass(frozen=True)
@@ -40,18 +48,22 @@ class Scheduler:
     Attributes:
         kind: "poly" or "cosine".
         n: the exponent of the polynomial (1 for linear, 3 for cubic).
-        max_weight: the clamp on w(t); ``None`` for no clamp.
     """
 
     kind: str
     n: float = 1.0
-    max_weight: float | None = DEFAULT_MAX_WEIGHT
 
     def kappa(self, t: torch.Tensor) -> torch.Tensor:
         """kappa(t), elementwise; t: any shape, float in [0, 1]."""
         if self.kind == "cosine":
             return 1.0 - torch.cos(0.5 * math.pi * t)
         return t**self.n
+
+    def one_minus_kappa(self, t: torch.Tensor) -> torch.Tensor:
+        """1 - kappa(t) without cancellation near t = 1 (elementwise)."""
+        if self.kind == "cosine":
+            return torch.sin(0.5 * math.pi * (1.0 - t))
+        return 0.0 - torch.expm1(self.n * torch.log(t))  # 1 - exp(n log t); +0.0 at t = 1
 
     def d_kappa(self, t: torch.Tensor) -> torch.Tensor:
         """kappa'(t), elementwise."""
@@ -62,9 +74,19 @@ class Scheduler:
         return self.n * t ** (self.n - 1)
 
     def weight(self, t: torch.Tensor) -> torch.Tensor:
-        """w(t) = kappa'(t) / (1 - kappa(t)), clamped to [0, max_weight]; inf-free at t = 1."""
-        w = self.d_kappa(t) / (1.0 - self.kappa(t)).clamp_min(1e-12)
-        return w.clamp(max=self.max_weight) if self.max_weight is not None else w
+        """w(t) = kappa'(t) / (1 - kappa(t)), elementwise, unclamped (inf at t = 1)."""
+        return self.d_kappa(t) / self.one_minus_kappa(t)
+
+    def jump_fraction(self, t: torch.Tensor, t_next: torch.Tensor) -> torch.Tensor:
+        """(kappa(t_next) - kappa(t)) / (1 - kappa(t)): the probability that a column pending
+        at t switches by t_next; 1 at t_next = 1. Elementwise, t <= t_next <= 1, t < 1."""
+        return 1.0 - self.one_minus_kappa(t_next) / self.one_minus_kappa(t)
+
+    def inverse(self, kappa: torch.Tensor) -> torch.Tensor:
+        """t with kappa(t) = kappa, elementwise, kappa in [0, 1]."""
+        if self.kind == "cosine":
+            return torch.acos((1.0 - kappa).clamp(-1.0, 1.0)) * (2.0 / math.pi)
+        return kappa ** (1.0 / self.n)
 
     def __str__(self) -> str:
         if self.kind == "cosine":
@@ -73,12 +95,8 @@ class Scheduler:
         return {1: "linear", 3: "cubic"}.get(n, f"poly[n:{n}]")
 
 
-def make_scheduler(spec: str, max_weight: float | None = DEFAULT_MAX_WEIGHT) -> Scheduler:
+def make_scheduler(spec: str) -> Scheduler:
     """Build a scheduler from its spec: ``linear``, ``cubic``, ``poly[n:N]`` or ``cosine``.
-
-    Args:
-        spec: the spec string (see the module table).
-        max_weight: clamp on w(t); ``None`` disables it.
 
     Raises:
         ValueError: unknown name or key, or a non-positive / non-numeric exponent; the message
@@ -86,13 +104,11 @@ def make_scheduler(spec: str, max_weight: float | None = DEFAULT_MAX_WEIGHT) -> 
     """
     name, params = parse_spec(spec, "scheduler")
     valid = ", ".join(SCHEDULERS)
-    if max_weight is not None and not max_weight > 0:
-        raise ValueError(f"max_weight must be positive or None, got {max_weight!r}")
     if name in ("linear", "cubic", "cosine"):
         check_keys(spec, "scheduler", params, ())
         if name == "cosine":
-            return Scheduler("cosine", 1.0, max_weight)
-        return Scheduler("poly", 1.0 if name == "linear" else 3.0, max_weight)
+            return Scheduler("cosine", 1.0)
+        return Scheduler("poly", 1.0 if name == "linear" else 3.0)
     if name == "poly":
         check_keys(spec, "scheduler", params, ("n",))
         if "n" not in params:
@@ -107,5 +123,5 @@ def make_scheduler(spec: str, max_weight: float | None = DEFAULT_MAX_WEIGHT) -> 
             ) from None
         if not (n > 0 and math.isfinite(n)):
             raise ValueError(f"bad scheduler spec {spec!r}: n must be a positive number, got {n}")
-        return Scheduler("poly", n, max_weight)
+        return Scheduler("poly", n)
     raise ValueError(f"unknown scheduler {name!r} in spec {spec!r}; valid: {valid}")

@@ -1,4 +1,4 @@
-"""Source distributions x0 (METHOD.md section 4), named by spec strings.
+"""Source distributions x0, named by spec strings.
 
 | spec                       | x0 after the frozen prefix                               |
 | -------------------------- | -------------------------------------------------------- |

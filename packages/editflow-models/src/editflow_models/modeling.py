@@ -1,4 +1,4 @@
-"""``EditFlowModel``: a backbone plus a rate head and two token heads (METHOD.md section 1).
+"""``EditFlowModel``: a backbone plus a rate head and two token heads.
 
     h = backbone(x)[last state, after the final norm]           (B, L, H)
     rates      = softplus(Linear(H, 3)(h))                      (B, L, 3): ins, del, sub

@@ -139,9 +139,16 @@ class EditFlowTrainingArguments(TrainingArguments):
         ),
     )
     t_eps: float = field(default=1e-3, **_help("t is drawn from U[0, 1 - t_eps]."))
-    max_weight: float = field(default=20.0, **_help("Clamp on the loss weight w(t)."))
-    normalize: Literal["x1_length", "batch_tokens", "none"] = field(
-        default="x1_length", **_help("Loss normalisation (see editflow_core.edit_flow_loss).")
+    max_weight: float = field(
+        default=20.0,
+        **_help("Clamp on the loss weight w(t) (training only; sampling never clamps)."),
+    )
+    normalize: Literal["batch_tokens", "none", "x1_length"] = field(
+        default="batch_tokens",
+        **_help(
+            "Loss normalisation: 'batch_tokens' (default, unbiased rates), 'none', or "
+            "'x1_length' (per-row length, the reference's; biases rates towards short targets)."
+        ),
     )
     coupling: Literal["noise", "optimal"] = field(
         default="noise",

@@ -147,7 +147,7 @@ def train(
         )
         if i is not None
     ]
-    scheduler = make_scheduler(config.scheduler, max_weight=args.max_weight)
+    scheduler = make_scheduler(config.scheduler)
     collator = EditFlowCollator(
         x0_sampler=make_x0_sampler(config.x0),
         scheduler=scheduler,
@@ -168,6 +168,7 @@ def train(
         processing_class=tokenizer,
         scheduler=scheduler,
         normalize=args.normalize,
+        max_weight=args.max_weight,
     )
     check_distributed(trainer.accelerator, lora=model_args.lora)
     if args.max_train_seconds:

@@ -56,12 +56,21 @@ class TimeBudget(TrainerCallback):
 
 
 class EditFlowTrainer(Trainer):
-    """Trainer for Edit Flow models; extra args: the kappa scheduler and the loss normalisation."""
+    """Trainer for Edit Flow models; extra args: the kappa scheduler, the loss normalisation and
+    the loss's clamp on w(t) (see ``editflow_core.edit_flow_loss``)."""
 
-    def __init__(self, *args, scheduler: Scheduler, normalize: str = "x1_length", **kwargs):
+    def __init__(
+        self,
+        *args,
+        scheduler: Scheduler,
+        normalize: str = "batch_tokens",
+        max_weight: float | None = 20.0,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.kappa = scheduler
         self.normalize = normalize
+        self.max_weight = max_weight
         self._sums: dict[str, dict[str, float]] = {
             "train": defaultdict(float),
             "eval": defaultdict(float),
@@ -72,7 +81,9 @@ class EditFlowTrainer(Trainer):
         """The Edit Flow loss of one batch (a sampled path as a dict of tensors)."""
         path = PathSample(**inputs)
         out = model(**path.model_inputs())
-        parts = edit_flow_loss(out, path, self.kappa, normalize=self.normalize)
+        parts = edit_flow_loss(
+            out, path, self.kappa, normalize=self.normalize, max_weight=self.max_weight
+        )
         # keep both token heads in the graph even when a batch has no edit of their kind
         loss = parts.loss + 0.0 * (out.ins_logits.sum() + out.sub_logits.sum())
         sums = self._sums["train" if model.training else "eval"]
