@@ -18,36 +18,61 @@ from .fakes import (
 KAPPA = {"linear": lambda t: t, "cubic": lambda t: t**3, "poly[n:0.5]": lambda t: t**0.5}
 
 
-def step_probabilities(spec: str, lam: float, steps: int, rule: str) -> list[float]:
-    """P(fire) per step for a constant normalised rate, from the formulas: a pending edit
-    switches in [t, t'] with f = (kappa(t') - kappa(t)) / (1 - kappa(t))."""
+def step_probabilities(spec: str, lam: float, steps: int, grid: str) -> list[float]:
+    """P(an insertion fires) per step for a constant normalised rate lam <= 1, from the
+    formulas: a pending edit switches in [t, t'] with f = (kappa(t') - kappa(t)) / (1 - kappa(t)),
+    and the rule is p = min(1, lam * f). Grid "uniform": t_k = k / steps; "kappa": kappa(t_k) =
+    k / steps."""
     kappa, out = KAPPA[spec], []
     for k in range(steps):
-        a, b = kappa(k / steps), kappa((k + 1) / steps)
-        f = (b - a) / (1 - a)
-        out.append(min(1.0, lam * f) if rule == "posterior" else 1 - (1 - f) ** lam)
+        if grid == "uniform":
+            a, b = kappa(k / steps), kappa((k + 1) / steps)
+        else:
+            a, b = k / steps, (k + 1) / steps
+        out.append(min(1.0, lam * (b - a) / (1 - a)))
     return out
 
 
 @pytest.mark.parametrize(
-    "spec,rule,lam",
-    [("linear", "posterior", 0.5), ("cubic", "posterior", 0.7), ("cubic", "hazard", 0.7),
-     ("poly[n:0.5]", "posterior", 0.4), ("poly[n:0.5]", "hazard", 0.4)],
+    "spec,grid,lam",
+    [("linear", "uniform", 0.5), ("cubic", "uniform", 0.7), ("cubic", "kappa", 0.7),
+     ("poly[n:0.5]", "uniform", 0.4), ("poly[n:0.5]", "kappa", 0.9)],
 )  # fmt: skip
-def test_insertion_count_follows_the_step_law(spec, rule, lam):
+def test_insertion_count_follows_the_step_law(spec, grid, lam):
     steps, n = 16, 3000
-    sampler = BatchSampler(AnchorInsertModel(lam), make_scheduler(spec), firing=rule)
+    sampler = BatchSampler(AnchorInsertModel(lam), make_scheduler(spec), time_grid=grid)
     res = sampler.generate(
         [[1]] * n,
         params=[SamplingParams(steps=steps, seed=i, max_new_tokens=100) for i in range(n)],
     )
     counts = torch.tensor([len(r.tokens) - 1 for r in res], dtype=torch.float64)
-    p = step_probabilities(spec, lam, steps, rule)
-    assert p[-1] == (1.0 if rule == "hazard" else lam)  # the last step reaches t = 1
+    p = step_probabilities(spec, lam, steps, grid)
+    assert p[-1] == lam  # the last step reaches t = 1
     mean, var = sum(p), sum(q * (1 - q) for q in p)
     assert abs(counts.mean().item() - mean) < 4 * math.sqrt(var / n)
     assert abs(counts.var().item() - var) < 0.15 * var
     assert all(r.n_ins == len(r.tokens) - 1 and r.n_del == r.n_sub == 0 for r in res)
+
+
+@pytest.mark.parametrize("spec", ["linear", "cubic", "cosine", "poly[n:0.5]"])
+def test_kappa_grid_times_and_traces(spec):
+    kappa = {**KAPPA, "cosine": lambda t: 1 - math.cos(math.pi * t / 2)}[spec]
+    sched = make_scheduler(spec)
+    model = ConstantModel(vocab=6, ins=0.5, time_conditioned=True)
+    seen = []
+
+    def spy(input_ids, attention_mask, t, ins_rows=None, sub_rows=None):
+        seen.append(float(t[0]))
+        return model(input_ids, attention_mask, t)
+
+    spy.time_conditioned = True
+    (r,) = BatchSampler(spy, sched).generate(
+        [[1]], params=SamplingParams(steps=8, seed=0, trace=True)
+    )
+    assert len(seen) == 8 and seen[0] == 0.0
+    for k, t in enumerate(seen):
+        assert kappa(t) == pytest.approx(k / 8, abs=1e-6)  # the forward sees t_k
+        assert r.trace[k].t == pytest.approx(t, abs=1e-6)
 
 
 def test_one_hot_substitution_model_reproduces_a_known_text():

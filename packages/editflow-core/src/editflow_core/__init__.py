@@ -1,10 +1,11 @@
 """editflow-core: the Edit Flow method in torch.
 
-Alignment, training paths, the loss, x0 samplers, kappa schedulers and a batched tau-leaping
-sampler. Depends on torch and rapidfuzz only; never on transformers.
+Alignment, training paths, the loss, x0 samplers, kappa schedulers, a batched tau-leaping
+sampler and a likelihood bound. Depends on torch and rapidfuzz only; never on transformers.
 """
 
 from .alignment import BLANK, AlignedBatch, align, align_batch, couple_noise, strip_blanks
+from .likelihood import NLLBound, nll_bound
 from .loss import LossOutput, edit_flow_loss
 from .path import PathSample, rate_mask, sample_path, sample_time
 from .protocol import DEL, INS, SUB, EditFlowModel, EditFlowOutput, RatesFirst, RatesFirstModel
@@ -29,6 +30,7 @@ __all__ = [
     "EditOp",
     "GenerationResult",
     "LossOutput",
+    "NLLBound",
     "PathSample",
     "RatesFirst",
     "RatesFirstModel",
@@ -43,6 +45,7 @@ __all__ = [
     "edit_flow_loss",
     "make_scheduler",
     "make_x0_sampler",
+    "nll_bound",
     "parse_spec",
     "rate_mask",
     "sample_path",

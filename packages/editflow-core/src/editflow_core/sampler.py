@@ -1,16 +1,15 @@
 """Batched tau-leaping sampler for Edit Flow models.
 
 Each sequence starts as its frozen prefix (anchor + prompt) followed by x0 tokens, at t = 0,
-and takes ``steps`` steps of h = 1 / steps on the grid 0, h, ..., 1. One forward pass at the
-step's start t serves the whole padded batch; then at every position i an edit fires with a
-probability from the model's normalised rates lam_hat[i] and the schedule's jump fraction
-f = (kappa(t + h) - kappa(t)) / (1 - kappa(t)) (``leap.py``; default rule min(1, lam_hat * f),
-then deletion vs substitution in proportion lam_del : lam_sub). The last step ends at t = 1,
-where f = 1: an edit the model is sure of (lam_hat >= 1) is always made. The schedule is used
-exactly, never clamped (the loss's clamp on w(t) is a training device only).
+and takes ``steps`` steps on a grid 0 = t_0 < ... < t_steps = 1 (``step_grid``; by default
+uniform in kappa). One forward pass at the step's start t_k serves the whole padded batch; then
+at every position i an edit fires with probability min(1, lam_hat[i] * f_k), f_k = (kappa(t_k+1)
+- kappa(t_k)) / (1 - kappa(t_k)), a deletion or substitution in proportion lam_del : lam_sub
+(``leap.py``). The last step ends at t = 1, where f = 1: every edit the model expects is made.
+The schedule is used exactly, never clamped (the loss's clamp on w(t) is a training device).
 
 Inserted and substituting tokens are drawn from Q_ins[i] / Q_sub[i]; every fired edit is
-applied at once, left to right (the arithmetic: ``leap.py``). Frozen positions get no deletion or substitution and
+applied at once, left to right. Frozen positions get no deletion or substitution and
 insertions only after the last frozen token (``path.rate_mask``, shared with training).
 
 Design decisions:
@@ -43,7 +42,7 @@ from typing import Any
 
 import torch
 
-from .leap import FIRING, apply_edits, fire_edits, row_edits
+from .leap import apply_edits, fire_edits, row_edits
 from .path import rate_mask
 from .protocol import DEL, INS, SUB, EditFlowModel, RatesFirst, RatesFirstModel
 from .row_cache import RowCache
@@ -64,10 +63,41 @@ class _Row:
     counts: list[int] = field(default_factory=lambda: [0, 0, 0])
     capped: bool = False
     trace: list[TraceStep] | None = None
+    times: list[float] = field(default_factory=list)  # t_0 = 0 < ... < t_steps = 1
+    fractions: list[float] = field(default_factory=list)  # jump fraction of each step
 
     @property
     def t(self) -> float:
-        return self.step / self.params.steps
+        return self.times[self.step]
+
+
+TIME_GRIDS = ("kappa", "uniform")
+
+
+def step_grid(
+    scheduler: Scheduler, steps: int, kind: str = "kappa"
+) -> tuple[list[float], list[float]]:
+    """The times t_0 = 0 < ... < t_steps = 1 of a sequence's steps and each step's jump fraction
+    f_k = (kappa(t_k+1) - kappa(t_k)) / (1 - kappa(t_k)) (f = 1 on the last step).
+
+    ``"kappa"``: kappa(t_k) = k / steps, so f_k = 1 / (steps - k) and every step switches the same
+    expected share of the edits pending at t = 0. ``"uniform"``: t_k = k / steps (under kappa =
+    t^3 its first steps barely move and its last ones move most of the text). With an exact
+    oracle on a three-string language, "kappa" cut the total variation of 64-step samples from
+    0.058 to 0.025 (x0 = empty) and from 0.034 to 0.019 (x0 = masks).
+    """
+    k = torch.arange(steps + 1, dtype=torch.float64)
+    if kind == "kappa":
+        times = scheduler.inverse(k / steps)
+        fractions = 1.0 / (steps - k[:-1])
+    elif kind == "uniform":
+        times = k / steps
+        stay = scheduler.one_minus_kappa(times)  # 1 - kappa(t_k)
+        fractions = 1.0 - stay[1:] / stay[:-1]
+    else:
+        raise ValueError(f"time_grid must be one of {', '.join(TIME_GRIDS)}, got {kind!r}")
+    times[0], times[-1] = 0.0, 1.0
+    return times.tolist(), fractions.tolist()
 
 
 class BatchSampler:
@@ -83,7 +113,8 @@ class BatchSampler:
         time_conditioned: whether the model reads t; default ``model.time_conditioned`` if it
             has the attribute, else True (which disables forward reuse).
         device: where the batch lives; default the CPU.
-        firing: the firing rule of ``leap.fire_probability``: "posterior" (default) or "hazard".
+        time_grid: where the steps fall: "kappa" (default), t_k = kappa^-1(k / steps), so every
+            step moves the same share of the pending edits; or "uniform", t_k = k / steps.
     """
 
     def __init__(
@@ -97,11 +128,11 @@ class BatchSampler:
         banned_token_ids: Sequence[int] = (),
         time_conditioned: bool | None = None,
         device: torch.device | str | None = None,
-        firing: str = "posterior",
+        time_grid: str = "kappa",
     ) -> None:
-        if firing not in FIRING:
-            raise ValueError(f"firing rule must be one of {', '.join(FIRING)}, got {firing!r}")
-        self.firing = firing
+        if time_grid not in TIME_GRIDS:
+            raise ValueError(f"time_grid must be one of {', '.join(TIME_GRIDS)}, got {time_grid!r}")
+        self.time_grid = time_grid
         self.model = model
         self.scheduler = scheduler
         self.pad_token_id = pad_token_id
@@ -147,7 +178,11 @@ class BatchSampler:
             raise ValueError(f"prefix + x0 is {len(tokens)} tokens, more than the cap of {cap}")
         gen = torch.Generator()
         gen.manual_seed(params.seed if params.seed is not None else int(torch.randint(2**62, (1,))))
-        row = _Row(key, params, gen, len(prefix), trace=[] if params.trace else None)
+        times, fractions = step_grid(self.scheduler, params.steps, self.time_grid)
+        row = _Row(
+            key, params, gen, len(prefix), trace=[] if params.trace else None,
+            times=times, fractions=fractions,
+        )  # fmt: skip
         self.pending.append((row, tokens))
 
     def cancel(self, key: Any) -> bool:
@@ -236,7 +271,6 @@ class BatchSampler:
         """Cache the per-row settings as (B,) tensors."""
         dev, rows = self.device, self.rows
         self._frozen = torch.tensor([r.frozen for r in rows], dtype=torch.long, device=dev)
-        self._steps = torch.tensor([r.params.steps for r in rows], dtype=torch.float64)
         self._caps = torch.tensor([self._cap(r.frozen, r.params) for r in rows], device=dev)
         self._temperature = torch.tensor([r.params.temperature for r in rows], device=dev)
         self._top_k = torch.tensor([r.params.top_k for r in rows], dtype=torch.long, device=dev)
@@ -284,12 +318,9 @@ class BatchSampler:
             self.rows[b].forward_passes += 1
 
     def _jump_fraction(self) -> torch.Tensor:
-        """(B, 1) float: each row's (kappa(t') - kappa(t)) / (1 - kappa(t)) over its step from
-        t = step / steps to t' = (step + 1) / steps, in float64 (1 on the last step)."""
-        step = torch.tensor([r.step for r in self.rows], dtype=torch.float64)
-        t0, t1 = step / self._steps, (step + 1) / self._steps
-        frac = self.scheduler.jump_fraction(t0, t1.clamp(max=1.0))
-        return frac.float().to(self.device)[:, None]
+        """(B, 1) float: each row's jump fraction over its current step (1 on its last step)."""
+        frac = [r.fractions[r.step] for r in self.rows]
+        return torch.tensor(frac, dtype=torch.float32, device=self.device)[:, None]
 
     def _uniforms(self, L: int) -> torch.Tensor:
         """(5, B, L) uniforms: fire-ins, fire-del/sub, del-vs-sub, ins token, sub token.
@@ -344,7 +375,7 @@ class BatchSampler:
         lam = self._cache.rates * rate_mask(mask, self._frozen)  # (B, L, 3)
         u = self._uniforms(self.ids.shape[1])
         ins, dele, sub, capped = fire_edits(
-            lam, self._jump_fraction(), u, self._caps - self.lengths, self.firing
+            lam, self._jump_fraction(), u, self._caps - self.lengths
         )
         counts = torch.stack([ins.sum(1), dele.sum(1), sub.sum(1)], 1).tolist()  # (B, 3)
         if not any(map(any, counts)):

@@ -1,11 +1,16 @@
-"""Pretraining sequences: tokenize, concatenate, chunk (BOS / EOS handled explicitly).
+"""Pretraining sequences: tokenize, then pack or not, and chunk (BOS / EOS handled explicitly).
 
-Every document is tokenized without special tokens and followed by one EOS; the token stream
-of a map batch is cut into chunks of ``max_length - 1`` tokens and each chunk gets the anchor
-(BOS) in front, so every x1 is ``[BOS] + chunk`` with at most ``max_length`` tokens. EOS marks
-document ends inside chunks (the sampler stops a completion at its first EOS). The remainder of
-a map batch shorter than half a chunk is dropped; a longer one is kept (Edit Flows handle any
-length), so small corpora lose nothing that matters.
+Every document is tokenized without special tokens and followed by one EOS. Then:
+
+- ``pack=True`` (default): the token stream of a map batch is cut into chunks of
+  ``max_length - 1`` tokens and each chunk gets the anchor (BOS) in front, so every x1 is
+  ``[BOS] + chunk`` with at most ``max_length`` tokens. EOS marks document ends inside chunks
+  (the sampler stops a completion at its first EOS). The remainder of a map batch shorter than
+  half a chunk is dropped; a longer one is kept (Edit Flows handle any length).
+- ``pack=False``: one x1 per document, ``[BOS] + document + [EOS]``; a document longer than
+  ``max_length`` is cut into ``[BOS] + piece`` chunks, all kept. Edit Flows need no padding to
+  a common length, so sentence-level data (and toy languages with known string frequencies)
+  train on whole strings, and the model learns where a text ends.
 """
 
 from __future__ import annotations
@@ -39,8 +44,10 @@ def pretraining_dataset(
     text_field: str,
     max_length: int,
     num_proc: int | None = None,
+    pack: bool = True,
 ) -> Dataset | IterableDataset:
-    """Map text records to ``{"input_ids": [BOS, ...], "frozen": 1}`` chunks.
+    """Map text records to ``{"input_ids": [BOS, ...], "frozen": 1}`` chunks (``pack``: see the
+    module docstring).
 
     Raises:
         ValueError: the text field is missing (the message lists the columns), or max_length < 2.
@@ -56,11 +63,19 @@ def pretraining_dataset(
 
     def tokenize_and_chunk(batch: dict[str, list]) -> dict[str, list]:
         texts = [t for t in batch[text_field] if t and t.strip()]
-        stream: list[int] = []
-        for ids in tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []:
-            stream += ids
-            stream.append(eos_token_id)
-        chunks = chunk_ids(stream, anchor_token_id, max_length - 1)
+        docs = [
+            [*ids, eos_token_id]
+            for ids in (tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else [])
+        ]
+        if pack:
+            chunks = chunk_ids([i for doc in docs for i in doc], anchor_token_id, max_length - 1)
+        else:
+            size = max_length - 1
+            chunks = [
+                [anchor_token_id, *doc[i : i + size]]
+                for doc in docs
+                for i in range(0, len(doc), size)
+            ]
         return {"input_ids": chunks, "frozen": [1] * len(chunks)}
 
     kwargs = {"num_proc": num_proc} if isinstance(ds, Dataset) and num_proc else {}

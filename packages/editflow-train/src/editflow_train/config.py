@@ -104,6 +104,14 @@ class DataArguments:
     max_length: int = field(
         default=512, **_help("Longest x1 in tokens, anchor and EOS included (pt: chunk size).")
     )
+    pack: bool = field(
+        default=True,
+        **_help(
+            "pt: concatenate documents into max_length chunks (true), or train on one x1 per "
+            "document, [BOS] + text + [EOS], long ones cut into max_length pieces (false; for "
+            "sentence-level data)."
+        ),
+    )
     streaming: bool = field(
         default=False, **_help("Stream the dataset instead of downloading it (needs max_steps).")
     )

@@ -80,6 +80,7 @@ def build_datasets(mode, data, tokenizer, anchor, eos, train_raw, test_raw):
                 text_field=data.text_field,
                 max_length=data.max_length,
                 num_proc=data.preprocessing_num_workers,
+                pack=data.pack,
             )
         return sft_dataset(
             ds,
