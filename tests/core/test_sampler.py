@@ -4,7 +4,18 @@ import math
 
 import pytest
 import torch
-from editflow_core import BatchSampler, RatesFirst, SamplingParams, make_scheduler, sample_tokens
+from editflow_core import (
+    BLANK,
+    DEL,
+    INS,
+    SUB,
+    BatchSampler,
+    EditFlowOutput,
+    RatesFirst,
+    SamplingParams,
+    make_scheduler,
+    sample_tokens,
+)
 
 from .fakes import (
     AnchorInsertModel,
@@ -14,7 +25,9 @@ from .fakes import (
     RatesFirstFake,
     TokenDependentModel,
 )
+from .reference import edit_distance, needleman_wunsch
 
+MASK = 11
 KAPPA = {"linear": lambda t: t, "cubic": lambda t: t**3, "poly[n:0.5]": lambda t: t**0.5}
 
 
@@ -330,3 +343,59 @@ def test_rates_first_models_give_the_same_results_with_logits_at_fired_rows_only
     # one logit row per position that got a substitution or insertion(s) in a step
     fired = {(i, s.step, e.pos, e.op) for i, r in enumerate(lazy) for s in r.trace for e in s.edits}
     assert wrapped.rows_asked == sum(1 for f in fired if f[3] != "del")
+
+
+class RealignOracle:
+    """Realistic oracle rates: align x_t to the target (textbook DP) and put, at each slot, the
+    number of pending edits there (normalised rate 1 per pending column); Q is one-hot."""
+
+    time_conditioned = False
+
+    def __init__(self, target, vocab):
+        self.target, self.vocab = list(target), vocab
+
+    def __call__(self, input_ids, attention_mask, t, ins_rows=None, sub_rows=None):
+        B, L = input_ids.shape
+        rates = torch.zeros(B, L, 3)
+        ins = torch.zeros(B, L, self.vocab)
+        sub = torch.zeros(B, L, self.vocab)
+        for b in range(B):
+            x = input_ids[b, : int(attention_mask[b].sum())].tolist()
+            z0, z1 = needleman_wunsch(x[1:], self.target[1:])
+            p = 0  # x_t position of the last token before the column
+            for a, c in zip(z0, z1):
+                if a == BLANK:
+                    rates[b, p, INS] += 1
+                    ins[b, p, c] = 30.0
+                else:
+                    p += 1
+                    if c == BLANK:
+                        rates[b, p, DEL] = 1.0
+                    elif a != c:
+                        rates[b, p, SUB] = 1.0
+                        sub[b, p, c] = 30.0
+        return EditFlowOutput(rates, ins, sub)
+
+
+@pytest.mark.parametrize("spec", ["linear", "cubic", "cosine", "poly[n:0.5]", "poly[n:2]"])
+@pytest.mark.parametrize("steps", [16, 256])
+def test_an_oracle_at_realistic_rates_leaves_no_edit_pending(spec, steps):
+    """Targets whose pending edits share a slot only when they insert the same token (so a
+    one-hot Q is exact): x0 = empty and masks longer or shorter than x1; and distinct tokens
+    from as many masks (one substitution per slot)."""
+    g = torch.Generator().manual_seed(steps)
+    cases = []
+    for i in range(6):
+        m = int(torch.randint(3, 10, (1,), generator=g))
+        repeated = [1] + [5] * m
+        distinct = [1] + torch.randint(5, 11, (m,), generator=g).tolist()
+        n = int(torch.randint(1, 12, (1,), generator=g))
+        cases += [(repeated, []), (repeated, [MASK] * n), (distinct, [MASK] * m)]
+    sched = make_scheduler(spec)
+    for i, (target, x0) in enumerate(cases):
+        model = RealignOracle(target, vocab=12)
+        (r,) = BatchSampler(model, sched).generate(
+            [[1]], [x0], SamplingParams(steps=steps, seed=i, max_new_tokens=40)
+        )
+        assert r.tokens == target, (x0, r.tokens)
+        assert r.n_ins + r.n_del + r.n_sub == edit_distance([1, *x0], target)
