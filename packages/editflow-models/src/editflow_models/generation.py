@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from editflow_core import BatchSampler, Scheduler, X0Sampler, make_scheduler, make_x0_sampler
+from editflow_core import (
+    BatchSampler,
+    NLLBound,
+    Scheduler,
+    X0Sampler,
+    make_scheduler,
+    make_x0_sampler,
+    nll_bound,
+)
 
 from editflow_models.prompting import eos_token_id, prefix_ids, render_chat
 
@@ -81,6 +89,54 @@ class GenerationSetup:
         return prefix_ids(
             self.anchor_token_id, self.tokenizer, render_chat(self.tokenizer, messages)
         )
+
+    def nll_bound(
+        self,
+        x1s: Sequence[Sequence[int]],
+        frozen: Sequence[int] | None = None,
+        *,
+        samples: int = 8,
+        seed: int = 0,
+        batch_size: int = 64,
+        progress=None,
+    ) -> NLLBound:
+        """An upper bound on -log p of each token sequence (``editflow_core.nll_bound``), with
+        this model's scheduler, x0 source and banned tokens.
+
+        Args:
+            x1s: sequences that start with their frozen prefix ([anchor] + prompt).
+            frozen: prefix lengths (default 1: the anchor).
+            samples: Monte Carlo samples per sequence (>= 2 for a standard error).
+            seed: seeds the coupling and time draws, so a number is reproducible.
+        """
+        was_training = getattr(self.model, "training", False)
+        if hasattr(self.model, "eval"):
+            self.model.eval()
+        try:
+            return nll_bound(
+                self.model,
+                self.scheduler,
+                x1s,
+                self.x0,
+                frozen=frozen,
+                samples=samples,
+                mask_token_id=self.mask_token_id,
+                vocab_size=self.vocab_size,
+                exclude_ids=self.banned_token_ids,
+                banned_token_ids=self.banned_token_ids,
+                pad_token_id=self.pad_token_id,
+                batch_size=batch_size,
+                generator=torch.Generator().manual_seed(seed),
+                device=getattr(self.model, "device", None),
+                progress=progress,
+            )
+        finally:
+            if was_training:
+                self.model.train()
+
+    def text_chars(self, x1: Sequence[int], frozen: int = 1) -> int:
+        """Characters of the text an x1 holds after its prefix (special tokens dropped)."""
+        return len(self.decode(x1[frozen:]))
 
     def decode(self, tokens: Sequence[int]) -> str:
         """Text of generated tokens, special tokens dropped."""
