@@ -5,9 +5,12 @@ import pty
 import select
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from editflow_cli.main import build_parser, main
+
+REPO = Path(__file__).resolve().parents[2]
 
 CLI = [sys.executable, "-m", "editflow_cli.main"]
 
@@ -18,7 +21,7 @@ def run_cli(args, input_text=None, timeout=180):
     )
 
 
-@pytest.mark.parametrize("command", ["convert", "a2d", "generate", "chat"])
+@pytest.mark.parametrize("command", ["convert", "a2d", "generate", "chat", "eval"])
 def test_every_command_has_help_with_examples(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
@@ -98,8 +101,9 @@ def test_convert_unsupported_architecture_is_one_line(tmp_path, capsys):
 def expected_reply(checkpoint, messages, seed, steps, chat=True):
     """The reply the CLI must print: the library run with the same prefix, seed and steps."""
     from editflow_cli.generate import run_one
-    from editflow_core import SamplingParams
     from editflow_models.generation import load_generation_setup
+
+    from editflow_core import SamplingParams
 
     s = load_generation_setup(checkpoint)
     prefix = s.chat_prefix(messages) if chat else s.text_prefix(messages)
@@ -291,3 +295,22 @@ def test_remote_live_view_replays_the_trace_to_the_reply(live_server, tiny_check
     tokens = tokens[: tokens.index(eos)] if eos in tokens else tokens
     replayed = tokenizer.decode(tokens, skip_special_tokens=True)
     assert replayed.strip() == plain, "replaying the trace must give the reply"
+
+
+def test_eval_prints_the_bound_and_json(tiny_checkpoint, capsys):
+    import json
+
+    data = REPO / "data" / "tiny-shakespeare.txt"
+    args = ["eval", "--model", str(tiny_checkpoint), "--data", f"{data}[train:20,test:6]"]
+    args += ["--max-length", "24", "--samples", "4", "--max-sequences", "5"]
+    assert main(args) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("held-out likelihood bound: ") and "bits/char" in line
+    assert main([*args, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["sequences"] == 5 and result["samples"] == 4
+    # a random model: its bound is far above a character model's (a few bits per char)
+    assert result["bpc"] > 5 and 0 < result["bpc_se"] < result["bpc"]
+    assert f"{result['bpc']:.3f} +- {result['bpc_se']:.3f} bits/char" in line  # same seed
+    assert main([*args[:4], f"{data}[train:20]", "--split", "test"]) == 2
+    assert "no test split" in capsys.readouterr().err

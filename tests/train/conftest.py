@@ -109,7 +109,10 @@ def pt_run(tmp_path_factory) -> dict:
             super().__init__(*args, **kwargs)
             trainers.append(self)
 
-    cfg = write_config(out.parent / "pt.yaml", tiny_pt_config(out, max_steps=40))
+    cfg = write_config(
+        out.parent / "pt.yaml",
+        tiny_pt_config(out, max_steps=40, eval_strategy="steps", eval_steps=20),
+    )
     run_module.load_or_build_model = recording_build
     run_module.EditFlowTrainer = RecordingTrainer
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
 import torch
 
 from .conftest import CHAT, write_config
@@ -59,6 +60,16 @@ def test_samples_and_summary(pt_run):
     assert len(summary["samples"]) == 2
     assert 0.0 <= summary["real_word_fraction"] <= 1.0
     assert summary["global_step"] == 40
+    # the held-out likelihood bound, after training and at each evaluation
+    bound = summary["heldout_bound"]
+    assert 0 < bound["bpc"] < 40 and 0 < bound["bpc_se"] < 0.2 * bound["bpc"]
+    assert bound["nll_bound"] == pytest.approx(
+        bound["bpc"] * math.log(2) * bound["chars"] / bound["tokens"]
+    )
+    assert bound["sequences"] > 0 and bound["chars"] > bound["tokens"] > 0
+    evals = [e for e in pt_run["logs"] if "eval_bpc" in e]
+    assert [e["step"] for e in evals] == [20, 40]
+    assert summary["eval_bpc"] == evals[-1]["eval_bpc"] and evals[-1]["eval_bpc_se"] > 0
 
 
 def test_sft_from_pt_checkpoint(pt_run, tmp_path):

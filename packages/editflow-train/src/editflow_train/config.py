@@ -182,6 +182,17 @@ class EditFlowTrainingArguments(TrainingArguments):
             "OpenMP spin-wait slowdown on a CPU shared with other processes."
         ),
     )
+    nll_bound_samples: int = field(
+        default=4,
+        **_help(
+            "Monte Carlo samples per held-out sequence for the likelihood bound (bits per "
+            "character), computed at each evaluation and after training on the test split "
+            "(0: never)."
+        ),
+    )
+    nll_bound_max_sequences: int = field(
+        default=256, **_help("Held-out sequences scored by the likelihood bound (the first N).")
+    )
     num_samples: int = field(default=4, **_help("Samples printed after training (0: none)."))
     sample_steps: int = field(default=64, **_help("Tau-leaping steps per sample."))
     sample_temperature: float = field(default=1.0, **_help("Temperature of Q for samples."))

@@ -9,10 +9,10 @@ import logging
 from pathlib import Path
 
 import torch
-from editflow_core import make_scheduler, make_x0_sampler
 from editflow_models.prompting import eos_token_id, prefix_ids, render_chat
 from transformers import set_seed
 
+from editflow_core import make_scheduler, make_x0_sampler
 from editflow_train.chunking import pretraining_dataset
 from editflow_train.collator import EditFlowCollator
 from editflow_train.config import DataArguments, EditFlowTrainingArguments, Mode, ModelArguments
@@ -205,14 +205,39 @@ def train(
             ),
             "train_runtime": result.metrics.get("train_runtime"),
         }
+        for key in ("eval_nll_bound", "eval_bpc"):
+            summary[key] = next(
+                (e[key] for e in reversed(trainer.state.log_history) if key in e), None
+            )
         if args.num_samples > 0:
             summary |= report_samples(
                 mode, trainer, final, tokenizer, anchor, data, args, train_raw, test_raw
             )
+        if args.nll_bound_samples > 0 and eval_ds is not None and not data.streaming:
+            summary["heldout_bound"] = report_bound(trainer, final, tokenizer, eval_ds, args)
         (Path(args.output_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
         print(f"checkpoint: {final}")
     trainer.accelerator.end_training()
     return final
+
+
+def report_bound(trainer, final, tokenizer, eval_ds, args) -> dict:
+    """Print the held-out likelihood bound of the final model; returns it for summary.json."""
+    from editflow_models.generation import generation_setup
+
+    from editflow_train.evaluation import format_bound, heldout_bound
+
+    setup = generation_setup(sampling_model(trainer, final), tokenizer)
+    result = heldout_bound(
+        setup,
+        eval_ds,
+        samples=args.nll_bound_samples,
+        max_sequences=args.nll_bound_max_sequences,
+        seed=args.seed,
+        batch_size=args.per_device_eval_batch_size,
+    )
+    print(format_bound(result))
+    return result
 
 
 def report_samples(

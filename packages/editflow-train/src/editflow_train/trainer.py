@@ -9,8 +9,12 @@ Design decisions:
   enter the loss with weight 0, which costs nothing.
 - The loss parts (outflow, edit term) and edit counts are averaged over the logging window and
   logged with the loss (``eval_``-prefixed during evaluation), plus tokens/s of x_t.
-- Evaluation computes the loss only: ``prediction_step`` returns no logits, so nothing (B, L, V)
-  is ever accumulated.
+- Evaluation computes the loss, never logits (``prediction_step``), and, when
+  ``nll_bound_samples`` > 0, the held-out likelihood bound (``eval_nll_bound`` nats per token,
+  ``eval_bpc`` bits per character, with standard errors; ``evaluation.heldout_bound``), so two
+  runs compare by a number that does not depend on their loss settings. It is skipped (once
+  logged) when the parameters are sharded (ZeRO-3 / FSDP): ``editflow eval`` scores
+  ``checkpoint-final`` instead.
 - A checkpoint counts as complete only once ``COMPLETE`` is written into it, after the Trainer
   has saved model, optimizer, scheduler, RNG and trainer state; ``latest_checkpoint`` ignores
   the rest, so a save killed halfway is never resumed from.
@@ -18,15 +22,18 @@ Design decisions:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import torch
-from editflow_core import PathSample, Scheduler, edit_flow_loss
 from transformers import Trainer, TrainerCallback
 
+from editflow_core import PathSample, Scheduler, edit_flow_loss
+
 COMPLETE = "COMPLETE"
+logger = logging.getLogger(__name__)
 
 
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
@@ -71,6 +78,7 @@ class EditFlowTrainer(Trainer):
         self.kappa = scheduler
         self.normalize = normalize
         self.max_weight = max_weight
+        self._bound_logs: dict[str, float] = {}
         self._sums: dict[str, dict[str, float]] = {
             "train": defaultdict(float),
             "eval": defaultdict(float),
@@ -103,6 +111,38 @@ class EditFlowTrainer(Trainer):
             loss = self.compute_loss(model, inputs)
         return loss.detach(), None, None
 
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
+        """The Trainer's evaluation, plus the likelihood bound on the evaluation set."""
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        self._bound_logs = self.heldout_bound(dataset) if dataset is not None else {}
+        return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+
+    def heldout_bound(self, dataset) -> dict[str, float]:
+        """``evaluation.heldout_bound`` of the model being trained on ``dataset`` ({} when off
+        or when the parameters are sharded)."""
+        samples = getattr(self.args, "nll_bound_samples", 0)
+        if samples <= 0 or dataset is None:
+            return {}
+        from editflow_models.generation import generation_setup
+
+        from editflow_train.distributed import params_sharded
+        from editflow_train.evaluation import heldout_bound
+        from editflow_train.model_setup import base_model
+
+        if params_sharded(self):
+            logger.info("likelihood bound skipped: sharded parameters (run `editflow eval`)")
+            return {}
+        model = base_model(self.accelerator.unwrap_model(self.model))
+        setup = generation_setup(model, self.processing_class)
+        return heldout_bound(
+            setup,
+            dataset,
+            samples=samples,
+            max_sequences=self.args.nll_bound_max_sequences,
+            seed=self.args.seed,
+            batch_size=self.args.per_device_eval_batch_size,
+        )
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the averaged loss parts and edit counts of the window to the Trainer's logs."""
         split, prefix = ("eval", "eval_") if "eval_loss" in logs else ("train", "")
@@ -118,6 +158,10 @@ class EditFlowTrainer(Trainer):
                 logs["tokens_per_second"] = round(sums["tokens"] / (now - self._window_start), 1)
                 self._window_start = now
             sums.clear()
+        if split == "eval" and self._bound_logs:
+            for key in ("nll_bound", "nll_bound_se", "bpc", "bpc_se"):
+                logs[f"eval_{key}"] = round(self._bound_logs[key], 4)
+            self._bound_logs = {}
         super().log(logs, start_time)
 
     def _save_checkpoint(self, model, trial) -> None:
