@@ -135,3 +135,32 @@ def test_loss_rejects_logits_at_every_position():
             path,
             make_scheduler("cubic"),
         )
+
+
+@pytest.mark.parametrize(
+    "normalize,optimum", [("batch_tokens", 2.0), ("none", 2.0), ("x1_length", 1.5)]
+)
+def test_loss_minimiser_is_the_expected_number_of_pending_insertions(normalize, optimum):
+    """x0 = [BOS]; x1 = [BOS, a] or [BOS, a, a, a] with probability 1/2 each; at t = 0 every
+    row's x_t is [BOS] and its single gap holds n = 1 or 3 pending insertions. The true rate
+    is E[n] = 2; dividing each row by its own length moves the optimum to 1 / E[1/n] = 1.5."""
+    a = 5
+    x1s = [[1, a]] * 100 + [[1, a, a, a]] * 100
+    batch = align_batch([[1]] * 200, x1s, coupling="noise")
+    path = sample_path(batch, make_scheduler("linear"), torch.zeros(200))
+    assert path.x_t.shape == (200, 1)
+    logits = torch.full((len(path.ins_rows), V), -20.0)
+    logits[:, a] = 20.0  # Q is exact, so only the rate matters
+
+    def loss(lam: float) -> float:
+        rates = torch.zeros(200, 1, 3)
+        rates[..., 0] = lam
+        out = EditFlowOutput(rates, logits, torch.zeros(0, V))
+        return float(edit_flow_loss(out, path, make_scheduler("linear"), normalize=normalize).loss)
+
+    lo, hi = 0.5, 4.0  # golden-section search: the loss is convex in lam
+    r = (5**0.5 - 1) / 2
+    for _ in range(60):
+        m1, m2 = hi - r * (hi - lo), lo + r * (hi - lo)
+        lo, hi = (lo, m2) if loss(m1) < loss(m2) else (m1, hi)
+    assert (lo + hi) / 2 == pytest.approx(optimum, abs=1e-3)
