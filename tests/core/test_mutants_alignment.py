@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from editflow_core import BLANK, align_batch, couple_noise, strip_blanks
 
 
@@ -96,3 +95,18 @@ def test_align_batch_rejects_unknown_couplings_and_gaps():
     with pytest.raises(ValueError) as e:
         couple_noise(torch.tensor([9]), torch.tensor([1, 2]), "middle")
     assert str(e.value) == "gaps must be 'random', 'left' or 'right', got 'middle'"
+
+
+@pytest.mark.parametrize("coupling", ["optimal", "noise"])
+def test_align_batch_returns_long_tensors_for_int32_input(coupling):
+    x0s = [torch.tensor([1, 9, 9], dtype=torch.int32), torch.tensor([1, 9], dtype=torch.int32)]
+    x1s = [torch.tensor([1, 2], dtype=torch.int32), torch.tensor([1, 4, 5], dtype=torch.int32)]
+    out = align_batch(x0s, x1s, coupling=coupling, gaps="left")
+    assert out.z0.dtype == out.z1.dtype == out.frozen.dtype == torch.long
+    assert [strip_blanks(z) for z in out.z1] == [[1, 2], [1, 4, 5]]
+
+
+def test_an_empty_optimal_batch_gives_empty_long_tensors():
+    out = align_batch([], [])
+    assert out.z0.shape == out.z1.shape == (0, 0) and out.frozen.shape == (0,)
+    assert out.z0.dtype == out.z1.dtype == out.frozen.dtype == torch.long

@@ -8,7 +8,6 @@ import math
 
 import pytest
 import torch
-
 from editflow_core import NLLBound, make_scheduler, make_x0_sampler, nll_bound
 from editflow_core.likelihood import LOG_SHARE, clock_constant, sample_times
 
@@ -207,9 +206,8 @@ def quadrature_bound(model, x1, k_max, points=120):
     return total + n * -math.log(k_max)
 
 
-@pytest.mark.parametrize("k_max", [0.6, 0.95])
-def test_estimator_matches_quadrature_at_other_stopping_times(k_max):
-    x1 = [5, 2]
+@pytest.mark.parametrize("k_max,x1", [(0.6, [5, 2]), (0.95, [5, 2]), (0.9, [5])])
+def test_estimator_matches_quadrature_at_other_stopping_times(k_max, x1):
     model = PaddingChecked(pad=4)
     want = quadrature_bound(model, x1, k_max)
     res = nll_bound(
@@ -220,3 +218,55 @@ def test_estimator_matches_quadrature_at_other_stopping_times(k_max):
     got, se = float(res.nats[::2].mean()), math.sqrt(float(res.var[::2].sum())) / 30
     assert abs(got - want) < 4 * se, (got, want, se)
     assert se < 0.06 * abs(want) and model.calls == 10
+
+
+def test_padding_defaults_to_zero():
+    model = PaddingChecked(pad=0)
+    res = nll_bound(model, make_scheduler("cubic"), [[1, 5], [1, 6, 5, 2]],
+                    make_x0_sampler("empty"), samples=3,
+                    generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert model.calls == 1 and torch.isfinite(res.nats).all()
+
+
+def test_log_coupling_is_float64_for_every_coupling():
+    from editflow_core.alignment import align_batch
+    from editflow_core.likelihood import log_coupling
+
+    batch = align_batch([[1, MASK]], [[1, 5, 6]], coupling="noise", gaps="left")
+    for coupling, gaps in (("noise", "left"), ("optimal", "random"), ("noise", "random")):
+        assert log_coupling(batch, coupling, gaps).dtype == torch.float64
+
+
+class UniformQ:
+    """Rates 0.7 at every position; Q uniform over V tokens except token 9, which gets logit
+    ``hot`` (5: most of the mass; -inf: never)."""
+
+    time_conditioned = False
+
+    def __init__(self, hot):
+        self.hot = hot
+
+    def __call__(self, input_ids, attention_mask, t, ins_rows=None, sub_rows=None):
+        from editflow_core import EditFlowOutput
+
+        B, L = input_ids.shape
+        logits = torch.zeros(B * L, V)
+        logits[:, 9] = self.hot
+        rates = torch.full((B, L, 3), 0.7) * attention_mask[..., None]
+        return EditFlowOutput(rates, logits[ins_rows], logits[sub_rows])
+
+
+def test_banned_tokens_are_renormalised_out_of_q():
+    """A token the model's Q may never draw (banned) carries no mass: with token 9 banned, a
+    model that puts most of Q on 9 scores like one that never proposes it; unbanned, worse."""
+    x1s = [[1, 5, 2], [1, 6, 5, 2, 7]]
+
+    def bound(model, banned):
+        return nll_bound(model, make_scheduler("cubic"), x1s, make_x0_sampler("masks[length:2]"),
+                         samples=6, mask_token_id=MASK, vocab_size=V, banned_token_ids=banned,
+                         generator=torch.Generator().manual_seed(4)).nats  # fmt: skip
+
+    never = bound(UniformQ(float("-inf")), ())
+    assert torch.equal(bound(UniformQ(5.0), (9,)), never)
+    assert torch.equal(bound(UniformQ(5.0), [9, 0]), bound(UniformQ(float("-inf")), (0,)))
+    assert (bound(UniformQ(5.0), ()) > never + 1.0).all()

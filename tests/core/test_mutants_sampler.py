@@ -16,7 +16,6 @@ import math
 
 import pytest
 import torch
-
 from editflow_core import BatchSampler, EditOp, SamplingParams, make_scheduler, sample_tokens
 from editflow_core.sampler import step_grid
 
@@ -316,3 +315,39 @@ def test_idle_stop_needs_both_the_streak_and_the_time():
     assert run(idle_stop_steps=3, idle_stop_after=0.5) == 5  # t_5 = 0.5 >= 0.5
     assert run(idle_stop_steps=7, idle_stop_after=0.5) == 7
     assert run(idle_stop_steps=3, idle_stop_after=1.0) == 10
+
+
+class UniformInsertAtAnchor:
+    """Insertion rate lam at the anchor only, Q uniform over V tokens: a token is floor(V u)."""
+
+    time_conditioned = False
+
+    def __init__(self, lam, V=8):
+        self.lam, self.V = lam, V
+
+    def __call__(self, input_ids, attention_mask, t, ins_rows=None, sub_rows=None):
+        from editflow_core import EditFlowOutput
+
+        B, L = input_ids.shape
+        rates = torch.zeros(B, L, 3)
+        rates[:, 0, 0] = self.lam
+        zeros = torch.zeros(B, L, self.V)
+        return EditFlowOutput(rates, zeros, zeros)
+
+
+def test_several_insertions_in_one_gap_draw_fresh_uniforms():
+    """On the last step the anchor gets floor(3.0) = 3 insertions: the first token at u[3, 0],
+    the next two at fresh uniforms drawn after the (5, n) block, in order (sampler._draw)."""
+    V, n = 8, 20
+    res = BatchSampler(UniformInsertAtAnchor(3.0, V), make_scheduler("cubic")).generate(
+        [[1]] * n, params=[SamplingParams(steps=1, seed=s) for s in range(n)]
+    )
+    same = 0
+    for s, r in enumerate(res):
+        g = torch.Generator().manual_seed(s)
+        u = torch.rand(5, 1, generator=g)
+        extra = torch.rand(2, generator=g)
+        want = [int(V * float(x)) for x in (u[3, 0], extra[0], extra[1])]
+        assert r.tokens == [1, *want]
+        same += want[0] == want[1]
+    assert same < n // 2  # the second token is not a copy of the first

@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-
 from editflow_core import SamplingParams, Scheduler, X0Sampler, make_scheduler, make_x0_sampler
 from editflow_core.spec import check_keys, parse_spec
 
@@ -301,3 +300,15 @@ def test_sampling_params_defaults_filter_nothing_and_never_stop_early():
     p = SamplingParams()
     assert (p.temperature, p.top_k, p.top_p) == (1.0, 0, 1.0)
     assert (p.seed, p.trace, p.idle_stop_steps) == (None, False, 0)
+
+
+def test_x0_draws_come_from_the_given_generator_only():
+    for spec in ("masks[length:2-9]", "masks[mean:4]", "uniform[length:1-9]"):
+        s = make_x0_sampler(spec)
+        draws = []
+        for global_seed in (0, 1):
+            torch.manual_seed(global_seed)
+            g = torch.Generator().manual_seed(7)
+            draws.append([s.sample(g, mask_token_id=3, vocab_size=50).tolist() for _ in range(8)])
+        assert draws[0] == draws[1], spec
+        assert len({len(x) for x in draws[0]}) > 1, spec
