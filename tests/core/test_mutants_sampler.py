@@ -141,6 +141,9 @@ CASES = [
     ([1], [11] * 7, dict(steps=8, seed=8, temperature=1.3, top_p=0.7, max_new_tokens=9)),
     ([1, 9], [11, 11], dict(steps=16, seed=2, temperature=0.0)),
     ([1], [], dict(steps=5, seed=13, max_new_tokens=6)),
+    # quiet steps between edits: the idle streak must restart after each edit
+    ([1], [11] * 3, dict(steps=30, seed=21, idle_stop_steps=3, idle_stop_after=0.4)),
+    ([1, 5], [11], dict(steps=30, seed=4, idle_stop_steps=1, idle_stop_after=0.6)),
 ]
 
 
@@ -351,3 +354,33 @@ def test_several_insertions_in_one_gap_draw_fresh_uniforms():
         assert r.tokens == [1, *want]
         same += want[0] == want[1]
     assert same < n // 2  # the second token is not a copy of the first
+
+
+class PhaseModel:
+    """Insertions (rate 3 everywhere) before t = 0.5, deletions (rate 1) after."""
+
+    time_conditioned = True
+
+    def __call__(self, input_ids, attention_mask, t, ins_rows=None, sub_rows=None):
+        from editflow_core import EditFlowOutput
+
+        B, L = input_ids.shape
+        rates = torch.zeros(B, L, 3)
+        early = (t < 0.5)[:, None]
+        rates[..., 0] = torch.where(early, 3.0, 0.0)
+        rates[..., 1] = torch.where(early, 0.0, 1.0)
+        zeros = torch.zeros(B, L, 6)
+        return EditFlowOutput(rates, zeros, zeros)
+
+
+def test_a_sequence_capped_early_finishes_with_length_even_if_it_shrinks_later():
+    """The cap drops insertions at t = 0 (x0 fills the room); later every token is deleted:
+    finish_reason stays "length" (the cap was hit), though the result is short."""
+    sampler = BatchSampler(PhaseModel(), make_scheduler("linear"), time_grid="uniform")
+    res = sampler.generate(
+        [[1]] * 8, [[5, 5, 5]] * 8,
+        [SamplingParams(steps=4, seed=s, max_new_tokens=3, trace=True) for s in range(8)],
+    )  # fmt: skip
+    for r in res:
+        assert r.tokens == [1] and r.n_del == 3 and r.n_ins == 0
+        assert r.finish_reason == "length"
