@@ -134,6 +134,33 @@ def reference_generate(model, spec, prefix, x0, p: SamplingParams, *, grid="kapp
     return x, completion, reason, counts, trace, step
 
 
+class Checked:
+    """Passes calls through after checking the documented inputs: a right-padded batch (pad 0,
+    the default pad_token_id), the attention mask true exactly on real tokens, no column of
+    padding only, and t a (B,) float tensor."""
+
+    def __init__(self, inner):
+        self.inner, self.time_conditioned = inner, inner.time_conditioned
+
+    @staticmethod
+    def check(input_ids, attention_mask, t):
+        mask = attention_mask.bool()
+        assert mask[:, 0].all() and mask[:, -1].any()
+        assert torch.equal(mask, mask.cummin(1).values)  # a prefix of each row
+        assert (input_ids[mask] != 0).all() and (input_ids[~mask] == 0).all()
+        assert t.shape == (input_ids.shape[0],) and t.dtype == torch.float32
+
+    def __call__(self, input_ids, attention_mask, t, ins_rows=None, sub_rows=None):
+        self.check(input_ids, attention_mask, t)
+        return self.inner(input_ids, attention_mask, t, ins_rows, sub_rows)
+
+
+class CheckedRatesFirst(Checked):
+    def forward_rates(self, input_ids, attention_mask, t):
+        self.check(input_ids, attention_mask, t)
+        return self.inner.forward_rates(input_ids, attention_mask, t)
+
+
 CASES = [
     # prefix, x0, params
     ([1], [11] * 4, dict(steps=12, seed=3, temperature=1.0)),
@@ -152,7 +179,9 @@ CASES = [
 @pytest.mark.parametrize("rates_first", [False, True])
 def test_batch_sampler_matches_the_one_sequence_reference(spec, grid, rates_first):
     inner = TokenDependentModel(vocab=12, ins=1.2, dele=0.5, sub=0.8, seed=1)
-    model = RatesFirstFake(inner) if rates_first else inner
+    model = (CheckedRatesFirst if rates_first else Checked)(
+        RatesFirstFake(inner) if rates_first else inner
+    )
     banned = (0, 11)
     sampler = BatchSampler(model, make_scheduler(spec), eos_token_id=7, max_length=12,
                            banned_token_ids=banned, time_grid=grid)  # fmt: skip
@@ -384,3 +413,21 @@ def test_a_sequence_capped_early_finishes_with_length_even_if_it_shrinks_later()
     for r in res:
         assert r.tokens == [1] and r.n_del == 3 and r.n_ins == 0
         assert r.finish_reason == "length"
+
+
+def test_books_before_the_first_step_and_traces_only_on_request():
+    s = BatchSampler(ConstantModel(vocab=12, sub=0.9), make_scheduler("linear"))
+    assert s.last_step_edits == 0 and s.forward_passes == 0
+    res = s.generate([[1], [1]], [[11] * 3] * 2,
+                     [SamplingParams(steps=2, seed=0), SamplingParams(steps=2, seed=1, trace=True)])  # fmt: skip
+    assert res[0].trace is None and len(res[1].trace) == 2
+
+
+def test_unseeded_sequences_get_many_different_seeds():
+    torch.manual_seed(0)
+    n = 400
+    res = BatchSampler(ConstantModel(vocab=12, sub=1.0), make_scheduler("linear")).generate(
+        [[1]] * n, [[11] * 6] * n, SamplingParams(steps=1)
+    )
+    # 12^6 possible texts: seeds drawn from a small range would repeat texts
+    assert len({tuple(r.tokens) for r in res}) > 0.95 * n
