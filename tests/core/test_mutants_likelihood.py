@@ -270,3 +270,27 @@ def test_banned_tokens_are_renormalised_out_of_q():
     assert torch.equal(bound(UniformQ(5.0), (9,)), never)
     assert torch.equal(bound(UniformQ(5.0), [9, 0]), bound(UniformQ(float("-inf")), (0,)))
     assert (bound(UniformQ(5.0), ()) > never + 1.0).all()
+
+
+def test_nll_bound_draws_x0_from_its_generator_with_the_given_vocabulary():
+    """x0 = uniform tokens (never the excluded ids), variable length: the bound is reproducible
+    from the generator alone, whatever torch's global state."""
+    model, sched = PaddingChecked(pad=0), make_scheduler("cubic")
+    x1s = [[1, 5, 2], [1, 6, 5, 2]]
+    runs = []
+    for global_seed in (0, 1):
+        torch.manual_seed(global_seed)
+        runs.append(
+            nll_bound(
+                model,
+                sched,
+                x1s,
+                make_x0_sampler("uniform[length:1-3]"),
+                samples=4,
+                vocab_size=V,
+                exclude_ids=list(range(1, V)),
+                mask_token_id=MASK,
+                generator=torch.Generator().manual_seed(9),
+            ).nats  # fmt: skip
+        )
+    assert torch.equal(runs[0], runs[1]) and torch.isfinite(runs[0]).all()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-
 from editflow_core import EditFlowOutput, RatesFirst
 from editflow_core.row_cache import RowCache
 
@@ -102,3 +101,22 @@ def test_one_forward_serves_every_row_in_one_call():
     assert torch.equal(li, torch.stack([f.ins[1, 2], f.ins[0, 0]]))
     assert torch.equal(ls, f.sub[0, 1][None])
     assert f.calls == [([1 * 3 + 2, 0 * 3 + 0], [0 * 3 + 1])]
+
+
+def test_rows_added_to_a_running_cache_are_stale_until_computed():
+    cache = RowCache(torch.device("cpu"))
+    cache.add_rows(2)
+    cache.fit(3)
+    first = Forward(torch.rand(2, 3, 3))
+    cache.store([0, 1], first.out)
+    cache.add_rows(1)  # a sequence joins
+    assert cache.stale == [False, False, True] and cache.source == [0, 0, -1]
+    assert cache.rates.shape == (3, 3, 3) and (cache.rates[2] == 0).all()
+    cache.keep([0, 2], torch.tensor([0, 2]))  # row 1 leaves: the first forward still serves row 0
+    assert cache.source == [0, -1] and cache.outs == [first.out] and cache.stale == [False, True]
+    late = Forward(torch.rand(1, 2, 3), offset=500.0)
+    cache.store([1], late.out)
+    assert cache.source == [0, 1] and cache.index == [0, 0] and cache.widths == [3, 2]
+    li, _ = cache.token_logits(torch.tensor([0, 1]), torch.tensor([2, 1]),
+                               torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))  # fmt: skip
+    assert torch.equal(li, torch.stack([first.ins[0, 2], late.ins[0, 1]]))

@@ -312,3 +312,8 @@ def test_x0_draws_come_from_the_given_generator_only():
             draws.append([s.sample(g, mask_token_id=3, vocab_size=50).tolist() for _ in range(8)])
         assert draws[0] == draws[1], spec
         assert len({len(x) for x in draws[0]}) > 1, spec
+
+
+def test_uniform_x0_over_a_one_token_vocabulary():
+    x = make_x0_sampler("uniform[length:3]").sample(torch.Generator().manual_seed(0), vocab_size=1)
+    assert x.tolist() == [0, 0, 0]
