@@ -294,3 +294,9 @@ def test_nll_bound_draws_x0_from_its_generator_with_the_given_vocabulary():
             ).nats  # fmt: skip
         )
     assert torch.equal(runs[0], runs[1]) and torch.isfinite(runs[0]).all()
+
+
+def test_two_samples_are_enough_for_a_standard_error():
+    res = nll_bound(_oracle(), make_scheduler("cubic"), [[1, 5, 2]], make_x0_sampler("empty"),
+                    samples=2, generator=torch.Generator().manual_seed(1))  # fmt: skip
+    assert torch.isfinite(res.var).all() and res.var.item() >= 0
