@@ -300,3 +300,17 @@ def test_two_samples_are_enough_for_a_standard_error():
     res = nll_bound(_oracle(), make_scheduler("cubic"), [[1, 5, 2]], make_x0_sampler("empty"),
                     samples=2, generator=torch.Generator().manual_seed(1))  # fmt: skip
     assert torch.isfinite(res.var).all() and res.var.item() >= 0
+
+
+def test_nll_bound_never_feeds_excluded_ids_as_x0():
+    seen = set()
+
+    class Spy(PaddingChecked):
+        def __call__(self, input_ids, attention_mask, t, ins_rows=None, sub_rows=None):
+            seen.update(input_ids[attention_mask.bool()].tolist())
+            return super().__call__(input_ids, attention_mask, t, ins_rows, sub_rows)
+
+    nll_bound(Spy(pad=0), make_scheduler("cubic"), [[1, 5, 2], [1, 6, 5, 2]],
+              make_x0_sampler("uniform[length:4]"), samples=8, vocab_size=V,
+              exclude_ids=[0, 3, 4, 7, 8, 9], generator=torch.Generator().manual_seed(2))  # fmt: skip
+    assert seen <= {1, 2, 5, 6} and len(seen) == 4

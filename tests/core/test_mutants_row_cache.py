@@ -120,3 +120,17 @@ def test_rows_added_to_a_running_cache_are_stale_until_computed():
     li, _ = cache.token_logits(torch.tensor([0, 1]), torch.tensor([2, 1]),
                                torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))  # fmt: skip
     assert torch.equal(li, torch.stack([first.ins[0, 2], late.ins[0, 1]]))
+
+
+def test_pruning_keeps_uncomputed_rows_marked():
+    cache = RowCache(torch.device("cpu"))
+    cache.add_rows(2)
+    cache.fit(3)
+    a, b = Forward(torch.rand(2, 3, 3)), Forward(torch.rand(1, 3, 3), offset=100.0)
+    cache.store([0, 1], a.out)
+    cache.store([1], b.out)  # row 1 recomputed alone
+    cache.add_rows(1)
+    cache.store([0], Forward(torch.rand(1, 3, 3), offset=200.0).out)  # a's last row goes
+    assert len(cache.outs) == 2 and cache.source == [1, 0, -1]
+    cache.keep([1, 2], torch.tensor([1, 2]))  # drops the forward of row 0
+    assert cache.outs == [b.out] and cache.source == [0, -1] and cache.stale == [False, True]
