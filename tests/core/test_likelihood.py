@@ -131,9 +131,14 @@ def reference_bound(model, z0, z1, kappa_inv, points=400):
     return total + n * -math.log(K)
 
 
-@pytest.mark.parametrize("x0,x1", [([], [5, 6, 5, 2]), ([MASK] * 3, [7, 5, 2])])
+@pytest.mark.parametrize(
+    "x0,x1",
+    [([], [5, 6, 5, 2]), ([MASK] * 3, [7, 5, 2]), ([], []), ([MASK] * 2, [MASK, MASK])],
+    ids=["empty", "masks", "nothing-to-insert", "nothing-to-substitute"],
+)
 def test_estimator_matches_quadrature_for_an_arbitrary_model(x0, x1):
-    """One fixed alignment (x0 = empty, or as many masks as x1 tokens: all substitutions)."""
+    """One fixed alignment (x0 = empty, or as many masks as x1 tokens: all substitutions); with
+    x1 = x0 nothing is pending and the bound is the model's integrated outflow alone."""
     model, sched = WobblyModel(), make_scheduler("cubic")
     z0 = [None] * len(x1) if not x0 else list(x0)
     want = reference_bound(model, z0, list(x1), lambda v: v ** (1 / 3))

@@ -153,7 +153,8 @@ def bound_terms(
         v: (B,) float64 draws of kappa(t) in [0, kappa_max]; density: (B,) their proposal density.
 
     Returns:
-        (B,) float64: outflow estimate + edit estimate (0 for rows with no pending column).
+        (B,) float64: outflow estimate + edit estimate (the outflow alone for rows with no
+        pending column).
     """
     K = kappa_max
     B, C = batch.z0.shape
@@ -192,13 +193,18 @@ def bound_terms(
     nd = n.double()
     expected = nd * (1 - v / K)  # E[m] when no column is forced
     # the state's density relative to the path's own law q_v at v: (1 - b) + b m / E[m]
-    mix = (1 - FORCE_SHARE) + FORCE_SHARE * m / expected.clamp_min(1e-300)
+    # (a row with nothing pending cannot be forced: its state is drawn from q_v itself)
+    mix = torch.where(
+        n > 0, (1 - FORCE_SHARE) + FORCE_SHARE * m / expected.clamp_min(1e-300), 1.0
+    )
     # the model's outflow less the pending count (whose integral is exact: ``clock_constant``),
     # so a model whose rates match the pending edits adds no noise
     outflow_est = (outflow - m) / ((1 - v) * density * mix)
     edit_est = g / ((1 - v / K) * K * density * mix)
     edit_est = torch.where(m > 0, edit_est, torch.zeros_like(edit_est))
-    return torch.where(n > 0, outflow_est + edit_est, torch.zeros_like(v))
+    # a row with nothing pending (x1 = x0, e.g. an empty completion) still pays the
+    # probability that the model makes no edit: the integral of w times its outflow
+    return outflow_est + edit_est
 
 
 def nll_bound(
