@@ -101,9 +101,8 @@ def test_convert_unsupported_architecture_is_one_line(tmp_path, capsys):
 def expected_reply(checkpoint, messages, seed, steps, chat=True):
     """The reply the CLI must print: the library run with the same prefix, seed and steps."""
     from editflow_cli.generate import run_one
-    from editflow_models.generation import load_generation_setup
-
     from editflow_core import SamplingParams
+    from editflow_models.generation import load_generation_setup
 
     s = load_generation_setup(checkpoint)
     prefix = s.chat_prefix(messages) if chat else s.text_prefix(messages)

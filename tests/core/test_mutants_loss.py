@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-
 from editflow_core import (
     AlignedBatch,
     EditFlowOutput,

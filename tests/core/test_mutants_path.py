@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-
 from editflow_core import AlignedBatch, align_batch, make_scheduler, sample_path, sample_time
 from editflow_core.alignment import BLANK
 from editflow_core.protocol import DEL, INS, SUB

@@ -21,7 +21,6 @@ import math
 
 import pytest
 import torch
-
 from editflow_core import (
     BatchSampler,
     SamplingParams,

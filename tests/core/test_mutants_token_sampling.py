@@ -12,10 +12,9 @@ import math
 
 import pytest
 import torch
+from editflow_core import sample_tokens
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-
-from editflow_core import sample_tokens
 
 
 def reference_token(logits: list[float], u: float, temperature: float, top_k: int, top_p: float):

@@ -385,7 +385,7 @@ def test_an_oracle_at_realistic_rates_leaves_no_edit_pending(spec, steps):
     from as many masks (one substitution per slot)."""
     g = torch.Generator().manual_seed(steps)
     cases = []
-    for i in range(6):
+    for _ in range(6):
         m = int(torch.randint(3, 10, (1,), generator=g))
         repeated = [1] + [5] * m
         distinct = [1] + torch.randint(5, 11, (m,), generator=g).tolist()

@@ -10,6 +10,8 @@ import time
 
 import httpx
 
+from tests.noise import library_noise
+
 from .conftest import free_port
 
 
@@ -65,6 +67,8 @@ def test_sigterm_drains_in_flight_request_then_exits_zero(tiny_model_dir, tmp_pa
         body = r.json()
         assert body["usage"]["editflow"]["steps"] == 400  # it ran to the end, not cut short
         assert proc.wait(60) == 0
+        log.flush()
+        assert library_noise((tmp_path / "server.log").read_text()) == []  # a quiet start-up
     finally:
         if proc.poll() is None:
             proc.kill()

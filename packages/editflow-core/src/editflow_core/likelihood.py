@@ -194,9 +194,7 @@ def bound_terms(
     expected = nd * (1 - v / K)  # E[m] when no column is forced
     # the state's density relative to the path's own law q_v at v: (1 - b) + b m / E[m]
     # (a row with nothing pending cannot be forced: its state is drawn from q_v itself)
-    mix = torch.where(
-        n > 0, (1 - FORCE_SHARE) + FORCE_SHARE * m / expected.clamp_min(1e-300), 1.0
-    )
+    mix = torch.where(n > 0, (1 - FORCE_SHARE) + FORCE_SHARE * m / expected.clamp_min(1e-300), 1.0)
     # the model's outflow less the pending count (whose integral is exact: ``clock_constant``),
     # so a model whose rates match the pending edits adds no noise
     outflow_est = (outflow - m) / ((1 - v) * density * mix)

@@ -18,11 +18,13 @@ from __future__ import annotations
 import copy
 import logging
 import re
+import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from editflow_models import quiet
 from editflow_models.configuration import EditFlowConfig
 from editflow_models.modeling import EditFlowModel
 
@@ -95,7 +97,11 @@ def apply_lora(model: EditFlowModel, **kwargs):
         _guard_cpu_4bit_training(model)
     if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    return get_peft_model(model, lora_config(model, **kwargs))
+    with warnings.catch_warnings():
+        # peft reads the deprecated ``is_gradient_checkpointing``: transformers' FutureWarning
+        # is for peft, not for our user
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
+        return get_peft_model(model, lora_config(model, **kwargs))
 
 
 def _quantisable_linears(config: EditFlowConfig) -> dict[str, tuple[int, int]]:
@@ -251,6 +257,8 @@ def load_model(path: str | Path, bits: int | None = None, **kwargs) -> EditFlowM
     model = EditFlowModel.from_pretrained(path, use_safetensors=True, **kwargs)
     if bits == 4:
         _guard_cpu_4bit_training(model)
+        for message in dict.fromkeys(quiet.held_back(quiet.BNB_MESSAGE)):
+            logger.warning("bitsandbytes: %s", message)  # held back at start-up, shown here
     return model
 
 

@@ -4,6 +4,8 @@
 batching in a background thread; ``editflow-serve`` (``cli.main``) launches it.
 """
 
+import editflow_models  # noqa: F401  (first: its quiet start-up filters, see editflow_models.quiet)
+
 from .app import create_app
 from .engine import Engine, EngineError, QueueFull, SeqRequest, load_model
 from .metrics import Metrics

@@ -5,6 +5,8 @@ the config dataclasses, dataset specs, the collator (x0 + alignment + path in Da
 workers) and ``EditFlowTrainer``.
 """
 
+import editflow_models  # noqa: F401  (first: its quiet start-up filters, see editflow_models.quiet)
+
 from editflow_train.collator import EditFlowCollator
 from editflow_train.config import DataArguments, EditFlowTrainingArguments, ModelArguments
 from editflow_train.sources import load_dataset_spec, parse_dataset_spec

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 
+import torch
 import yaml
 from transformers import HfArgumentParser
 
@@ -120,6 +121,8 @@ def parse(
     if rest:
         raise ConfigError(f"unexpected argument {rest[0]!r}")
     check_specs(args)
+    if args.use_cpu or not torch.accelerator.is_available():
+        args.dataloader_pin_memory = False  # nothing to pin for (torch warns once per loader)
     return model_args, data_args, args
 
 

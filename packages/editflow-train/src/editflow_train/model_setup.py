@@ -111,6 +111,11 @@ def load_or_build_model(
             scheduler=args.scheduler or "cubic",
             x0=args.x0_sampler or "empty",
         )
+        # the tokenizer's special ids in the backbone config, as the Trainer would set them (it
+        # warns that they "differ" from a config that was only just built from this tokenizer)
+        for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
+            if getattr(tokenizer, name) is not None:
+                setattr(model.config.text_config, name, getattr(tokenizer, name))
     else:
         kwargs = {}
         if model_args.attn_implementation:

@@ -9,10 +9,10 @@ import logging
 from pathlib import Path
 
 import torch
+from editflow_core import make_scheduler, make_x0_sampler
 from editflow_models.prompting import eos_token_id, prefix_ids, render_chat
 from transformers import set_seed
 
-from editflow_core import make_scheduler, make_x0_sampler
 from editflow_train.chunking import pretraining_dataset
 from editflow_train.collator import EditFlowCollator
 from editflow_train.config import DataArguments, EditFlowTrainingArguments, Mode, ModelArguments

@@ -28,9 +28,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-from transformers import Trainer, TrainerCallback
-
 from editflow_core import PathSample, Scheduler, edit_flow_loss
+from transformers import Trainer, TrainerCallback
 
 COMPLETE = "COMPLETE"
 logger = logging.getLogger(__name__)
