@@ -1,6 +1,7 @@
-"""Training throughput of the quickstart model, and where a step's time goes.
+"""Training throughput of the quickstart model, and where a step's time goes; ragged batches.
 
     uv run python benchmarks/bench_train.py [--steps 30] [--threads 1]
+    uv run python benchmarks/bench_train.py --ragged [--steps 12]
 
 Two pipelines on the same model, data and batch size (the quickstart's: ModernBERT 4 x 128,
 BPE 8192, x1 = 64 tokens, x0 = masks[length:64], batch 32):
@@ -12,6 +13,12 @@ BPE 8192, x1 = 64 tokens, x0 = masks[length:64], batch 32):
 
 Per step it times: waiting for the batch (data), the model forward, the loss, the backward and
 the optimizer step. "outside model" = (data + loss) / step: the share the issue bounds by 10%.
+
+``--ragged``: x1 sequences per second with ragged batches (``max_tokens_per_forward``: rows
+grouped by x_t length, several forwards per step) against one padded forward, same model
+(quickstart shape), same 16 x1 rows per step, same paths; padded and ragged steps interleaved
+in one run, so the ratio is fair on a noisy machine. Two settings: x0 = empty with kappa = t^3 at
+L = 512, and x0 = masks[length:64] at L = 128 (the reference implementation's setting).
 """
 
 from __future__ import annotations
@@ -29,7 +36,9 @@ from editflow_core import (
     edit_flow_loss,
     make_scheduler,
     make_x0_sampler,
+    path_totals,
     sample_path,
+    split_by_length,
 )
 from editflow_models import build_model_from_scratch
 from editflow_train.chunking import pretraining_dataset
@@ -93,14 +102,107 @@ def timed_steps(model, batches, steps: int, scheduler, in_step=None) -> dict[str
     return times
 
 
+def quickstart_model(tok, x0: str, max_positions: int = 512):
+    torch.manual_seed(0)
+    return build_model_from_scratch(
+        "modernbert",
+        vocab_size=len(tok),
+        anchor_token_id=1,
+        hidden_size=128,
+        num_layers=4,
+        num_heads=4,
+        intermediate_size=256,
+        max_position_embeddings=max_positions,
+        mask_token_id=tok.mask_token_id,
+        pad_token_id=0,
+        x0=x0,
+    )
+
+
+def ragged_step(model, opt, path: PathSample, scheduler, budget: int) -> float:
+    """One optimizer step (padded when budget is 0); returns its seconds."""
+    t0 = time.perf_counter()
+    groups = [path] if budget == 0 else split_by_length(path, budget)
+    totals = path_totals(path)
+    for group in groups:
+        out = model(**group.model_inputs())
+        edit_flow_loss(out, group, scheduler, batch_totals=totals).loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return time.perf_counter() - t0
+
+
+def ragged_benchmark(opts) -> None:
+    import datasets
+
+    datasets.disable_progress_bars()
+    raw, _ = load_dataset_spec(f"{ROOT / 'data' / 'tiny-shakespeare.txt'}")
+    tok = local_tokenizer(ROOT / "runs" / "bench-train" / "tokenizer", raw["text"][:3000], 8192)
+    rows = 16
+    print(
+        f"\nragged vs padded batches: quickstart-shape ModernBERT, {rows} x1 rows per step, "
+        f"{opts.steps} steps each, interleaved, {opts.threads} torch thread(s)\n"
+    )
+    head = (
+        f"{'setting':34} {'budget':>7} {'fwd/step':>8} {'x_t pad':>8} "
+        f"{'padded seq/s':>12} {'ragged seq/s':>12} {'ratio':>6}"
+    )
+    print(head)
+    print("-" * len(head))
+    for x0, spec, L in (("empty", "cubic", 512), ("masks[length:64]", "cubic", 128)):
+        ds = pretraining_dataset(
+            raw, tok, anchor_token_id=1, eos_token_id=2, text_field="text", max_length=L
+        )
+        scheduler = make_scheduler(spec)
+        collator = EditFlowCollator(
+            make_x0_sampler(x0), scheduler, pad_token_id=0,
+            mask_token_id=tok.mask_token_id, vocab_size=len(tok),
+        )  # fmt: skip
+        torch.manual_seed(1)
+        order = torch.randperm(len(ds)).tolist()
+        paths = [
+            PathSample(**collator([ds[i] for i in order[k * rows : (k + 1) * rows]]))
+            for k in range(opts.steps + 1)
+        ]
+        for budget in (rows * L // 2, rows * L):
+            models = {b: quickstart_model(tok, x0, max(512, L)) for b in (0, budget)}
+            opts_ = {b: torch.optim.AdamW(m.parameters(), lr=1e-3) for b, m in models.items()}
+            secs = dict.fromkeys(models, 0.0)
+            for k, path in enumerate(paths):
+                for b in models if k % 2 else reversed(list(models)):
+                    dt = ragged_step(models[b], opts_[b], path, scheduler, b)
+                    secs[b] += dt if k > 0 else 0.0  # step 0 warms up
+            n = opts.steps * rows
+            forwards = sum(len(split_by_length(p, budget)) for p in paths[1:]) / opts.steps
+            padded_tokens = sum(p.x_t.numel() for p in paths[1:])
+            ragged_tokens = sum(
+                g.x_t.numel() for p in paths[1:] for g in split_by_length(p, budget)
+            )
+            print(
+                f"{f'x0 = {x0}, {spec}, L = {L}':34} {budget:7d} {forwards:8.1f} "
+                f"{ragged_tokens / padded_tokens:8.2f} {n / secs[0]:12.1f} "
+                f"{n / secs[budget]:12.1f} {secs[0] / secs[budget]:5.2f}x"
+            )
+    print(
+        "\nbudget: max_tokens_per_forward; x_t pad: padded x_t tokens of the ragged forwards / "
+        "of the padded ones"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: shared CPU)")
     parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument(
+        "--ragged", action="store_true", help="ragged vs padded batches (see the docstring)"
+    )
     opts = parser.parse_args()
     torch.set_num_threads(opts.threads)
     torch.manual_seed(0)
+    if opts.ragged:
+        ragged_benchmark(opts)
+        return
 
     raw, _ = load_dataset_spec(f"{ROOT / 'data' / 'tiny-shakespeare.txt'}[train:3000]")
     tok = local_tokenizer(ROOT / "runs" / "bench-train" / "tokenizer", raw["text"], 8192)

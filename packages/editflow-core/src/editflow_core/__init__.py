@@ -9,6 +9,7 @@ from .likelihood import NLLBound, nll_bound
 from .loss import LossOutput, edit_flow_loss
 from .path import PathSample, rate_mask, sample_path, sample_time
 from .protocol import DEL, INS, SUB, EditFlowModel, EditFlowOutput, RatesFirst, RatesFirstModel
+from .ragged import path_totals, select_rows, split_by_length
 from .sampler import BatchSampler
 from .sampler_types import EditOp, GenerationResult, SamplingParams, SequenceProgress, TraceStep
 from .scheduler import SCHEDULERS, Scheduler, make_scheduler
@@ -47,9 +48,12 @@ __all__ = [
     "make_x0_sampler",
     "nll_bound",
     "parse_spec",
+    "path_totals",
     "rate_mask",
     "sample_path",
     "sample_time",
     "sample_tokens",
+    "select_rows",
+    "split_by_length",
     "strip_blanks",
 ]

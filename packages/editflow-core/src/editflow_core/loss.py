@@ -79,6 +79,7 @@ def edit_flow_loss(
     scheduler: Scheduler,
     normalize: Normalize = "batch_tokens",
     max_weight: float | None = DEFAULT_MAX_WEIGHT,
+    batch_totals: tuple[int, float] | None = None,
 ) -> LossOutput:
     """Compute the Edit Flow loss from a model's output on ``path.x_t``.
 
@@ -89,6 +90,9 @@ def edit_flow_loss(
         scheduler: gives w(t).
         normalize: see the module docstring.
         max_weight: clamp on w(t) (the reference implementation's 20); ``None``: no clamp.
+        batch_totals: (rows, scored tokens) of the whole batch when ``path`` is one group of it
+            (``editflow_core.ragged``): the normalisers then are the batch's, and the groups'
+            losses sum to the batch loss. Default: this path's own (``path_totals``).
 
     Returns:
         ``LossOutput``.
@@ -126,12 +130,13 @@ def edit_flow_loss(
 
     per_row = outflow - edit
     tokens = path.target_len.to(device).float().clamp_min(1.0)
+    rows_total, tokens_total = (B, float(tokens.sum())) if batch_totals is None else batch_totals
     if normalize == "x1_length":
-        scale = 1.0 / (tokens * B)
+        scale = 1.0 / (tokens * rows_total)
     elif normalize == "batch_tokens":
-        scale = torch.full_like(tokens, 1.0 / float(tokens.sum()))
+        scale = torch.full_like(tokens, 1.0 / tokens_total)
     elif normalize == "none":
-        scale = torch.full_like(tokens, 1.0 / B)
+        scale = torch.full_like(tokens, 1.0 / rows_total)
     else:
         raise ValueError(
             f"normalize must be 'batch_tokens', 'none' or 'x1_length', got {normalize!r}"

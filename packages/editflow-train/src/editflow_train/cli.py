@@ -121,6 +121,16 @@ def parse(
     if rest:
         raise ConfigError(f"unexpected argument {rest[0]!r}")
     check_specs(args)
+    budget = args.max_tokens_per_forward
+    if budget < 0 or 0 < budget < data_args.max_length:
+        raise ConfigError(
+            f"--max_tokens_per_forward must be 0 (off) or at least max_length "
+            f"({data_args.max_length}), got {budget}"
+        )
+    # a batch is a sampled path (its edit lists are not per-row tensors): every process collates
+    # its own batches; accelerate's default for streams (process 0's batch sliced along dim 0)
+    # would cut the edit lists wrongly
+    args.accelerator_config.dispatch_batches = False
     if args.use_cpu or not torch.accelerator.is_available():
         args.dataloader_pin_memory = False  # nothing to pin for (torch warns once per loader)
     return model_args, data_args, args

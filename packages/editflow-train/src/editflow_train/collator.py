@@ -16,7 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import torch
-from editflow_core import PathSample, Scheduler, X0Sampler, align_batch, sample_path
+from editflow_core import (
+    PathSample,
+    Scheduler,
+    X0Sampler,
+    align_batch,
+    path_totals,
+    sample_path,
+    split_by_length,
+)
 
 PATH_FIELDS = tuple(f.name for f in fields(PathSample))
 
@@ -34,6 +42,9 @@ class EditFlowCollator:
         special_ids: ids ``uniform`` x0 never draws.
         coupling / gaps: see ``editflow_core.align_batch``.
         t_eps: t ~ U[0, 1 - t_eps].
+        max_tokens_per_forward: > 0: split the batch into groups of rows of similar x_t length
+            (``editflow_core.split_by_length``); the output is then ``{"groups": [fields, ...],
+            "batch_totals": (2,) float64 (rows, scored tokens)}``.
     """
 
     x0_sampler: X0Sampler
@@ -45,6 +56,7 @@ class EditFlowCollator:
     coupling: str = "noise"
     gaps: str = "random"
     t_eps: float = 1e-3
+    max_tokens_per_forward: int = 0
 
     def __post_init__(self) -> None:
         if self.x0_sampler.kind == "masks" and self.mask_token_id is None:
@@ -70,4 +82,13 @@ class EditFlowCollator:
         x0s = [self.x0(x1, f) for x1, f in zip(x1s, frozen)]
         batch = align_batch(x0s, x1s, frozen, coupling=self.coupling, gaps=self.gaps)
         path = sample_path(batch, self.scheduler, t_eps=self.t_eps, pad_token_id=self.pad_token_id)
-        return {name: getattr(path, name) for name in PATH_FIELDS}
+        if self.max_tokens_per_forward <= 0:
+            return as_fields(path)
+        groups = split_by_length(path, self.max_tokens_per_forward)
+        totals = torch.tensor(path_totals(path), dtype=torch.float64)
+        return {"groups": [as_fields(g) for g in groups], "batch_totals": totals}
+
+
+def as_fields(path: PathSample) -> dict[str, torch.Tensor]:
+    """A ``PathSample`` as the dict of tensors a DataLoader passes on."""
+    return {name: getattr(path, name) for name in PATH_FIELDS}

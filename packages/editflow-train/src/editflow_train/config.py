@@ -168,6 +168,15 @@ class EditFlowTrainingArguments(TrainingArguments):
     gaps: Literal["random", "left", "right"] = field(
         default="random", **_help("Where the 'noise' coupling puts insertions / deletions.")
     )
+    max_tokens_per_forward: int = field(
+        default=0,
+        **_help(
+            "Ragged batches: run each batch as a few forwards over rows of similar x_t length, "
+            "each at most this many padded tokens (rows x longest row), instead of one forward "
+            "padded to the longest row (0: off). Same rows, loss and gradient per step; pays "
+            "when x_t lengths vary (x0 = empty). At least max_length."
+        ),
+    )
     max_train_seconds: float | None = field(
         default=None,
         **_help(

@@ -159,6 +159,7 @@ def train(
         coupling=args.coupling,
         gaps=args.gaps,
         t_eps=args.t_eps,
+        max_tokens_per_forward=args.max_tokens_per_forward,
     )
     trainer = EditFlowTrainer(
         model=model,

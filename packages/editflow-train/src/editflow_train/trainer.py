@@ -85,22 +85,36 @@ class EditFlowTrainer(Trainer):
         self._window_start = time.perf_counter()
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        """The Edit Flow loss of one batch (a sampled path as a dict of tensors)."""
-        path = PathSample(**inputs)
-        out = model(**path.model_inputs())
-        parts = edit_flow_loss(
-            out, path, self.kappa, normalize=self.normalize, max_weight=self.max_weight
-        )
-        # keep both token heads in the graph even when a batch has no edit of their kind
-        loss = parts.loss + 0.0 * (out.ins_logits.sum() + out.sub_logits.sum())
+        """The Edit Flow loss of one batch: a sampled path as a dict of tensors, or (ragged
+        batches) ``{"groups": [path fields, ...], "batch_totals": (rows, tokens)}``, whose
+        groups' losses, normalised by the batch's totals, sum to the batch loss."""
+        if "groups" in inputs:
+            groups = [PathSample(**g) for g in inputs["groups"]]
+            rows, tokens = inputs["batch_totals"].tolist()
+            totals = (int(rows), tokens)
+        else:
+            groups, totals = [PathSample(**inputs)], None
         sums = self._sums["train" if model.training else "eval"]
         sums["batches"] += 1
-        sums["outflow"] += float(parts.outflow)
-        sums["edit"] += float(parts.edit)
-        sums["n_ins"] += parts.n_ins
-        sums["n_del"] += parts.n_del
-        sums["n_sub"] += parts.n_sub
-        sums["tokens"] += float(path.attention_mask.sum())
+        loss = 0.0
+        for path in groups:
+            out = model(**path.model_inputs())
+            parts = edit_flow_loss(
+                out,
+                path,
+                self.kappa,
+                normalize=self.normalize,
+                max_weight=self.max_weight,
+                batch_totals=totals,
+            )
+            # keep both token heads in the graph even when a batch has no edit of their kind
+            loss = loss + parts.loss + 0.0 * (out.ins_logits.sum() + out.sub_logits.sum())
+            sums["outflow"] += float(parts.outflow)
+            sums["edit"] += float(parts.edit)
+            sums["n_ins"] += parts.n_ins
+            sums["n_del"] += parts.n_del
+            sums["n_sub"] += parts.n_sub
+            sums["tokens"] += float(path.attention_mask.sum())
         return (loss, out) if return_outputs else loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
