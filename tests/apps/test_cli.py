@@ -313,3 +313,12 @@ def test_eval_prints_the_bound_and_json(tiny_checkpoint, capsys):
     assert f"{result['bpc']:.3f} +- {result['bpc_se']:.3f} bits/char" in line  # same seed
     assert main([*args[:4], f"{data}[train:20]", "--split", "test"]) == 2
     assert "no test split" in capsys.readouterr().err
+
+
+def test_generate_with_bf16_weights(tiny_checkpoint, capsys):
+    args = ["generate", "--model", str(tiny_checkpoint), "--steps", "6", "--quiet", "--seed", "1"]
+    assert main([*args, "--dtype", "bf16"]) == 0
+    assert capsys.readouterr().out.strip()
+    with pytest.raises(SystemExit):
+        main([*args, "--dtype", "int4"])
+    assert "invalid choice: 'int4'" in capsys.readouterr().err

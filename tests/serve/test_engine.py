@@ -118,3 +118,12 @@ def test_no_model_exits_with_how_to_train_or_convert(tmp_path, monkeypatch):
     msg = str(err.value)
     assert "editflow-train pt --config configs/pt/quickstart.yaml" in msg
     assert "editflow convert --model SRC --output DIR" in msg
+
+
+def test_dtype_flag_loads_the_weights_in_that_dtype(tiny_model_dir):
+    assert parse_args(["--dtype", "bf16"]).dtype == "bf16"
+    assert parse_args([]).dtype == "auto"
+    setup = load_model(tiny_model_dir, "cpu", "bf16")
+    assert {p.dtype for p in setup.model.parameters()} == {torch.bfloat16}
+    with pytest.raises(SystemExit):
+        parse_args(["--dtype", "half"])

@@ -97,3 +97,28 @@ def test_unknown_command(capsys):
 
 def test_parser_has_config_option():
     assert "--config" in build_parser("pt").format_help()
+
+
+def test_dtype_choices_and_fp16_weights_refused(capsys):
+    _, _, args = parse("pt", ["--dataset", "x", "--dtype", "bf16"])
+    model_args, _, _ = parse("pt", ["--dataset", "x", "--dtype", "bf16"])
+    assert model_args.dtype == "bf16" and not args.bf16  # weights, not autocast
+    with pytest.raises(ConfigError, match="--dtype fp16: fp16 weights cannot be trained stably"):
+        parse("pt", ["--dataset", "x", "--dtype", "fp16"])
+    with pytest.raises(SystemExit):
+        parse("pt", ["--dataset", "x", "--dtype", "int8"])
+    assert "--dtype" in capsys.readouterr().err
+
+
+def test_a_from_scratch_run_in_bf16_weights_saves_bf16(tmp_path):
+    import json
+
+    from .conftest import tiny_pt_config, write_config
+
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        tiny_pt_config(tmp_path / "run", max_steps=2, num_samples=1, nll_bound_max_sequences=2),
+    )
+    assert main(["pt", "--config", str(cfg), "--dtype", "bf16"]) == 0
+    config = json.loads((tmp_path / "run" / "checkpoint-final" / "config.json").read_text())
+    assert config["dtype"] == "bfloat16"

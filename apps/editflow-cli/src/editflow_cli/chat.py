@@ -95,7 +95,7 @@ class LocalBackend:
     """Replies from a checkpoint loaded in this process, with a live view of every step."""
 
     def __init__(self, args: argparse.Namespace, console: Console, visual: bool) -> None:
-        self.setup = load(args.model)
+        self.setup = load(args.model, args.dtype)
         self.args, self.console, self.visual = args, console, visual
 
     def reply(self, conv: Conversation) -> str:

@@ -9,6 +9,7 @@ CONVERT_EXAMPLES = """examples:
   editflow convert --model answerdotai/ModernBERT-large --output ckpt/modernbert-ef
   editflow convert --model ./my-bert --output ckpt/bert-ef --x0 "masks[length:64]"
   editflow convert --model ckpt/qwen3-a2d --output ckpt/qwen3-ef --scheduler cubic
+  editflow convert --model GSAI-ML/LLaDA-8B-Base --output ckpt/llada-ef --dtype bf16
 """
 A2D_EXAMPLES = """examples:
   editflow a2d --model Qwen/Qwen3-0.6B --output ckpt/qwen3-a2d
@@ -55,6 +56,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--pad-token-id", type=int, help="padding id (default: the tokenizer's, else the config's)"
     )
+    p.add_argument(
+        "--dtype",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default="auto",
+        help="dtype of the saved weights (default auto: the source's)",
+    )
     p.set_defaults(run=run_convert)
 
     p = sub.add_parser(
@@ -81,6 +88,7 @@ def run_convert(args: argparse.Namespace) -> int:
         anchor_token_id=args.anchor_token_id,
         mask_token_id=args.mask_token_id,
         pad_token_id=args.pad_token_id,
+        dtype=args.dtype,
     )
     print(report)
     return 0

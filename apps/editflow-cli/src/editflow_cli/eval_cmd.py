@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     datasets.disable_progress_bars()  # one bar of our own, on stderr
     transformers.utils.logging.disable_progress_bar()
 
-    setup = load_generation_setup(folder, device=args.device)
+    setup = load_generation_setup(folder, device=args.device, dtype=args.dtype)
     if args.max_length > setup.max_length:
         raise CliError(
             f"--max-length {args.max_length} exceeds the model's context of {setup.max_length}"

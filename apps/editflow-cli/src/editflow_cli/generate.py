@@ -25,12 +25,23 @@ EXAMPLES = """examples:
 """
 
 
+DTYPES = ("auto", "fp32", "bf16", "fp16")  # editflow_models.dtypes.CHOICES (imported lazily)
+
+
 def add_model_arg(parser: argparse.ArgumentParser) -> None:
+    """--model and --dtype."""
     parser.add_argument(
         "--model",
         type=Path,
         default=None,
         help=f"Edit Flow checkpoint folder (default: {DEFAULT_MODEL} when it exists)",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="auto",
+        help="weight dtype: auto (as saved, default), fp32, bf16 or fp16 (see the README for "
+        "which is faster where)",
     )
 
 
@@ -78,11 +89,11 @@ def resolve_model(path: Path | None) -> Path:
     return folder
 
 
-def load(path: Path | None):
+def load(path: Path | None, dtype: str = "auto"):
     """Load a checkpoint for generation (lazy import: transformers is slow to import)."""
     from editflow_models.generation import load_generation_setup
 
-    return load_generation_setup(resolve_model(path))
+    return load_generation_setup(resolve_model(path), dtype=dtype)
 
 
 def sampling_params(args: argparse.Namespace, trace: bool) -> SamplingParams:
@@ -121,7 +132,7 @@ def run_one(setup, prefix: list[int], params: SamplingParams, on_step=None) -> G
 
 
 def run(args: argparse.Namespace) -> int:
-    setup = load(args.model)
+    setup = load(args.model, args.dtype)
     params = sampling_params(args, trace=args.trace or args.trace_file is not None)
     prefix = setup.text_prefix(args.prompt)
     trace_out = (

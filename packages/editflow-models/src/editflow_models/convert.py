@@ -20,6 +20,7 @@ from transformers import initialization as init
 from editflow_models.architectures import ARCHITECTURES, SOURCE_MODEL_TYPES
 from editflow_models.checkpoint import read_json
 from editflow_models.configuration import EditFlowConfig
+from editflow_models.dtypes import resolve_dtype
 from editflow_models.modeling import EditFlowModel
 
 _DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken"]
@@ -150,6 +151,7 @@ def convert(
     anchor_token_id: int | None = None,
     mask_token_id: int | None = None,
     pad_token_id: int | None = None,
+    dtype: str | torch.dtype | None = None,
 ) -> ConversionReport:
     """Convert a pretrained masked LM, a2d / causal decoder, LLaDA or Dream into an Edit Flow model.
 
@@ -161,6 +163,7 @@ def convert(
         time_conditioning: add a (zero-initialised) time embedding.
         anchor_token_id / mask_token_id / pad_token_id: override the ids found in the source's
             tokenizer or config.
+        dtype: the saved weights' dtype: None / "auto" (the source's), "fp32", "bf16", "fp16".
 
     Returns:
         A ``ConversionReport`` (``str(report)`` is the human-readable summary).
@@ -191,7 +194,10 @@ def convert(
         x0=x0,
         **ids,
     )
+    target = resolve_dtype(dtype)  # before any work: an unknown name fails at once
     model = from_weights(config, weights)
+    if target != "auto":
+        model.to(target)
     output = Path(output)
     model.save_pretrained(output)
     tokenizer = save_tokenizer(path, output)
@@ -211,7 +217,7 @@ def convert(
         output=output,
         arch=arch_name,
         source=f"{src} [{weights.source}]",
-        dtype=weights.dtype,
+        dtype=weights.dtype if target == "auto" else target,
         copied=copied,
         new=new,
         tokenizer=tokenizer,

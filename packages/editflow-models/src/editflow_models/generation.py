@@ -30,6 +30,7 @@ from editflow_core import (
     nll_bound,
 )
 
+from editflow_models.dtypes import resolve_dtype
 from editflow_models.prompting import eos_token_id, prefix_ids, render_chat
 
 
@@ -176,12 +177,19 @@ def generation_setup(model: Any, tokenizer: Any) -> GenerationSetup:
 
 
 def load_generation_setup(
-    path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | str | None = None,
 ) -> GenerationSetup:
     """Load an Edit Flow checkpoint folder (model + tokenizer) for sampling, in eval mode.
 
+    Args:
+        dtype: the weights' dtype: None / "auto" (as saved), "fp32", "bf16", "fp16" or a
+            torch dtype (``editflow_models.dtypes``).
+
     Raises:
         FileNotFoundError: ``path`` is not a folder holding a ``config.json``.
+        ValueError: an unknown dtype name.
     """
     from transformers import AutoModel, AutoTokenizer
 
@@ -191,9 +199,5 @@ def load_generation_setup(
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"no Edit Flow checkpoint at {folder} (no config.json there)")
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = (
-        AutoModel.from_pretrained(folder, dtype=dtype)
-        if dtype
-        else AutoModel.from_pretrained(folder)
-    )
+    model = AutoModel.from_pretrained(folder, dtype=resolve_dtype(dtype))
     return generation_setup(model.eval().to(device), tokenizer)

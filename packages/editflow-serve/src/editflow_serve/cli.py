@@ -38,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="require 'Authorization: Bearer KEY' (or env EDITFLOW_API_KEY)",
     )
     a("--device", default="cpu", help="torch device for the model, e.g. cuda")
+    a(
+        "--dtype",
+        default="auto",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        help="weight dtype: auto (as saved), fp32, bf16, fp16 (see the README for which is faster)",
+    )
     a("--torch-threads", type=int, default=None, help="torch.set_num_threads for the engine")
     a("--max-running", type=int, default=32, help="sequences advancing together per step")
     a("--max-queued", type=int, default=256, help="sequences waiting for a slot before 429")
@@ -92,7 +98,7 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
     path = resolve_model(args.model)
     metrics = Metrics()
     engine = Engine(
-        lambda: load_model(path, args.device),
+        lambda: load_model(path, args.device, args.dtype),
         max_running=args.max_running,
         max_queued=args.max_queued,
         device=args.device,

@@ -81,11 +81,12 @@ class _Pending:
     sent: int = 0  # trace steps already handed to on_trace
 
 
-def load_model(path: str | Path, device: str = "cpu") -> GenerationSetup:
-    """Load an Edit Flow checkpoint and its tokenizer for serving (in the engine thread)."""
+def load_model(path: str | Path, device: str = "cpu", dtype: str = "auto") -> GenerationSetup:
+    """Load an Edit Flow checkpoint and its tokenizer for serving (in the engine thread);
+    ``dtype``: "auto" (as saved), "fp32", "bf16" or "fp16"."""
     from editflow_models.generation import load_generation_setup
 
-    return load_generation_setup(path, device)
+    return load_generation_setup(path, device, dtype)
 
 
 class Engine:

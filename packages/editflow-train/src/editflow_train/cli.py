@@ -121,6 +121,11 @@ def parse(
     if rest:
         raise ConfigError(f"unexpected argument {rest[0]!r}")
     check_specs(args)
+    if model_args.dtype == "fp16":
+        raise ConfigError(
+            "--dtype fp16: fp16 weights cannot be trained stably (gradient underflow, no loss "
+            "scaling for fp16 parameters); use --dtype fp32 --fp16 true (autocast) or --dtype bf16"
+        )
     budget = args.max_tokens_per_forward
     if budget < 0 or 0 < budget < data_args.max_length:
         raise ConfigError(

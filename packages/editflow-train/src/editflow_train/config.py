@@ -60,6 +60,15 @@ class ModelArguments:
         default=True,
         **_help("From scratch / conversion: add an embedding of t to the inputs."),
     )
+    dtype: Literal["auto", "fp32", "bf16", "fp16"] = field(
+        default="auto",
+        **_help(
+            "Dtype of the weights being trained: auto (as saved; from scratch fp32), fp32, or "
+            "bf16 (pure bf16 weights: half the memory, coarser updates). fp16 weights cannot be "
+            "trained stably and are refused: use fp32 weights with --fp16 true. Not the same as "
+            "--bf16 / --fp16, which run the forward under autocast over fp32 weights."
+        ),
+    )
     attn_implementation: str | None = field(
         default=None, **_help("Attention kernel: sdpa, eager, flex_attention (default: HF's).")
     )

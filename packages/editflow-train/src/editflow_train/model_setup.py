@@ -22,6 +22,7 @@ from editflow_models import (
     convert,
     load_model,
 )
+from editflow_models.dtypes import resolve_dtype
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from editflow_train.config import EditFlowTrainingArguments, ModelArguments
@@ -95,6 +96,7 @@ def load_or_build_model(
     """The model to train (an ``EditFlowModel``, or a ``PeftModel`` around one with --lora)."""
     if model_args.load_in_4bit and not model_args.lora:
         raise ValueError("--load_in_4bit trains adapters only: add --lora true")
+    dtype = resolve_dtype(model_args.dtype)
     if checkpoint is None:
         model = build_model_from_scratch(
             model_args.arch,
@@ -116,8 +118,10 @@ def load_or_build_model(
         for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
             if getattr(tokenizer, name) is not None:
                 setattr(model.config.text_config, name, getattr(tokenizer, name))
+        if dtype != "auto":
+            model.to(dtype)
     else:
-        kwargs = {}
+        kwargs = {"dtype": dtype}
         if model_args.attn_implementation:
             kwargs["attn_implementation"] = model_args.attn_implementation
         model = load_model(checkpoint, bits=4 if model_args.load_in_4bit else None, **kwargs)
