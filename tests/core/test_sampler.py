@@ -399,3 +399,34 @@ def test_an_oracle_at_realistic_rates_leaves_no_edit_pending(spec, steps):
         )
         assert r.tokens == target, (x0, r.tokens)
         assert r.n_ins + r.n_del + r.n_sub == edit_distance([1, *x0], target)
+
+
+@pytest.mark.parametrize("time_conditioned", [False, True])
+@pytest.mark.parametrize("rates_first", [False, True])
+def test_ragged_forwards_give_the_same_samples(time_conditioned, rates_first):
+    """Rows grouped by length into several forwards (max_tokens_per_forward) change nothing but
+    the forwards' shapes: the same tokens, edit counts and forward counts as one padded forward."""
+
+    def run(budget):
+        inner = TokenDependentModel(
+            ins=0.4, dele=0.2, sub=0.3, seed=4, time_conditioned=time_conditioned
+        )
+        model = RatesFirstFake(inner) if rates_first else inner
+        sampler = BatchSampler(model, make_scheduler("cubic"), max_tokens_per_forward=budget)
+        prefixes = [[1] + [3] * n for n in (0, 9, 2, 14, 5, 1)]
+        res = sampler.generate(
+            prefixes, params=[SamplingParams(steps=12, seed=i, max_new_tokens=20) for i in range(6)]
+        )
+        sizes = model.batch_sizes if rates_first else None
+        return [(r.tokens, r.n_ins, r.n_del, r.n_sub, r.forward_passes) for r in res], sizes
+
+    padded, padded_sizes = run(0)
+    ragged, ragged_sizes = run(12)
+    assert ragged == padded
+    if rates_first:
+        assert max(ragged_sizes) < max(padded_sizes)  # the rows really were split
+
+
+def test_max_tokens_per_forward_must_not_be_negative():
+    with pytest.raises(ValueError, match="max_tokens_per_forward must be >= 0, got -1"):
+        BatchSampler(ConstantModel(), make_scheduler("cubic"), max_tokens_per_forward=-1)

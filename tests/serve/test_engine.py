@@ -127,3 +127,19 @@ def test_dtype_flag_loads_the_weights_in_that_dtype(tiny_model_dir):
     assert {p.dtype for p in setup.model.parameters()} == {torch.bfloat16}
     with pytest.raises(SystemExit):
         parse_args(["--dtype", "half"])
+
+
+def test_ragged_forwards_are_on_by_default_on_a_cpu_and_change_no_sample(tiny_model_dir):
+    assert Engine(lambda: None).max_tokens_per_forward == 4096
+    assert Engine(lambda: None, device="cuda").max_tokens_per_forward == 0
+    assert Engine(lambda: None, max_tokens_per_forward=0).max_tokens_per_forward == 0
+    with pytest.raises(SystemExit):
+        parse_args(["--max-tokens-per-forward", "-5"])
+    setup = load_model(tiny_model_dir)
+    prefixes = [[setup.anchor_token_id] + [7] * n for n in (0, 30, 3, 12)]
+    results = []
+    for budget in (0, 16):
+        sampler = setup.sampler(max_tokens_per_forward=budget)
+        params = [SamplingParams(steps=8, seed=i, max_new_tokens=16) for i in range(4)]
+        results.append([r.tokens for r in sampler.generate(prefixes, params=params)])
+    assert results[0] == results[1]

@@ -60,8 +60,11 @@ class GenerationSetup:
     max_length: int
     banned_token_ids: list[int]
 
-    def sampler(self, device: str | torch.device | None = None) -> BatchSampler:
-        """A fresh ``BatchSampler`` for this model, on ``device`` (default: the model's)."""
+    def sampler(
+        self, device: str | torch.device | None = None, max_tokens_per_forward: int = 0
+    ) -> BatchSampler:
+        """A fresh ``BatchSampler`` for this model, on ``device`` (default: the model's);
+        ``max_tokens_per_forward`` > 0 groups rows of similar length into several forwards."""
         return BatchSampler(
             self.model,
             self.scheduler,
@@ -70,6 +73,7 @@ class GenerationSetup:
             max_length=self.max_length,
             banned_token_ids=self.banned_token_ids,
             device=device if device is not None else getattr(self.model, "device", "cpu"),
+            max_tokens_per_forward=max_tokens_per_forward,
         )
 
     def draw_x0(self, generator: torch.Generator | None = None) -> list[int]:

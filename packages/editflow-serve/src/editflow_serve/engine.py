@@ -110,8 +110,14 @@ class Engine:
         device: str = "cpu",
         metrics: Metrics | None = None,
         torch_threads: int | None = None,
+        max_tokens_per_forward: int | None = None,
     ) -> None:
         self.loader = loader
+        # ragged forwards over the running batch: the same samples, less padding; None picks
+        # 4096 on a CPU (1.3x measured with mixed prompt lengths) and off elsewhere (unmeasured)
+        if max_tokens_per_forward is None:
+            max_tokens_per_forward = 4096 if torch.device(device).type == "cpu" else 0
+        self.max_tokens_per_forward = max_tokens_per_forward
         self.max_running = max_running
         self.max_queued = max_queued
         self.device = device
@@ -228,7 +234,7 @@ class Engine:
             torch.set_num_threads(self.torch_threads)
         try:
             info = self.loader()
-            self.sampler = info.sampler(self.device)
+            self.sampler = info.sampler(self.device, self.max_tokens_per_forward)
             self.info = info
         except Exception as err:  # noqa: BLE001 (any load failure is a fault)
             log.exception("loading the model failed")
