@@ -91,7 +91,7 @@ def start_server(args: argparse.Namespace, model: Path) -> tuple[subprocess.Pope
         "--port",
         str(port),
         "--max-running",
-        "32",
+        str(getattr(args, "max_running", 32)),
         "--max-queued",
         "256",
         "--log-level",
