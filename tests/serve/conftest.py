@@ -22,6 +22,7 @@ from editflow_serve import (
     load_model,
 )
 from editflow_serve.engine import EngineError
+from editflow_serve.http_protocol import uvicorn_config
 from editflow_serve.tiny import make_tiny_tokenizer, save_tiny_model
 
 API_KEY = "test-key"
@@ -74,6 +75,7 @@ class FakeEngine:
         self.fail: EngineError | None = None
         self.reply = lambda seq: tok("hello world", add_special_tokens=False)["input_ids"]
         self.queue_full = False
+        self.capacity = 10_000
         self._key = 0
 
     def submit(self, seqs, on_trace=None):
@@ -140,7 +142,7 @@ class LiveServer:
         self.app = create_app(self.engine, settings, api_key=api_key, metrics=self.metrics)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
+        config = uvicorn_config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

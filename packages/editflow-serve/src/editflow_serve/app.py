@@ -6,6 +6,9 @@ Design decisions:
   is the offending field (``messages[0].role``); unknown routes give 404, bad methods 405.
 - Request bodies are capped (``max_body_bytes``) by a small ASGI middleware before any parsing:
   413 with the envelope, whether the size is announced or streamed in chunks.
+- Middleware order, outermost first: request id (every answer gets ``x-request-id``), metrics,
+  CORS (so error answers carry CORS headers too), the API key (401 before the body is read),
+  the body cap.
 - The engine starts in the lifespan and loads the model in its own thread, so /health answers
   503 "loading" at once; the lifespan's exit stops it after uvicorn has drained the requests.
 """
@@ -25,7 +28,11 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .auth import RequireApiKey
 from .metrics import Metrics
+from .openapi import exact_openapi
+from .protocol import MESSAGE_ROLES
+from .request_id import RequestId
 from .serving import APIError, ClientDisconnected, OpenAIServing, ServeSettings
 
 log = logging.getLogger("editflow_serve")
@@ -53,6 +60,7 @@ def _param(loc: tuple[Any, ...]) -> str | None:
             "list[TextPart]",
             "function-after",
             "constrained-str",
+            *MESSAGE_ROLES,  # the tags of the message union
         ) or "[" in str(part):
             continue  # union branch names
         else:
@@ -62,9 +70,13 @@ def _param(loc: tuple[Any, ...]) -> str | None:
 
 async def validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
-    # the deepest location is the most specific one (union branches report one error each)
+    # union branches report one error each: a failed check beats a wrong type, then the
+    # deepest location is the most specific one
     first = (
-        max(errors, key=lambda e: len(e.get("loc", ())))
+        max(
+            errors,
+            key=lambda e: (not e.get("type", "").endswith("_type"), len(e.get("loc", ()))),
+        )
         if errors
         else {"loc": (), "msg": "invalid request"}
     )
@@ -75,7 +87,14 @@ async def validation_handler(request: Request, exc: RequestValidationError) -> J
         )
     loc = tuple(first.get("loc", ()))
     param = _param(loc)
-    if first.get("type") == "missing":
+    if first.get("type") in ("union_tag_invalid", "union_tag_not_found"):
+        param = f"{param}.{(first.get('ctx') or {}).get('discriminator', '').strip(chr(39))}"
+    if first.get("type") == "missing" and loc == ("body",):
+        msg = (
+            "The request body is empty: send a JSON object, e.g. "
+            '{"model": "...", "messages": [{"role": "user", "content": "Hi"}]}'
+        )
+    elif first.get("type") == "missing":
         msg = f"Missing required parameter: {param!r}"
     elif param is None:
         msg = f"The request body is invalid: {first.get('msg')}"
@@ -99,8 +118,10 @@ async def disconnected_handler(request: Request, exc: ClientDisconnected) -> Res
 
 
 async def unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unexpected error")
-    return _respond(APIError(500, "internal server error", "server_error"))
+    rid = request.scope.get("state", {}).get("request_id", "-")
+    log.exception("unexpected error in request %s", rid)
+    headers = {"x-request-id": rid} if rid != "-" else None
+    return _respond(APIError(500, "internal server error", "server_error", headers=headers))
 
 
 class BodyLimit:
@@ -158,6 +179,9 @@ class BodyLimit:
         await resp(scope, receive, send)
 
 
+_ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/responses")
+
+
 class RequestMetrics:
     """Count API requests by endpoint and status and time them to their last byte."""
 
@@ -168,7 +192,7 @@ class RequestMetrics:
         path = scope.get("path", "") if scope["type"] == "http" else ""
         if not path.startswith("/v1/"):
             return await self.app(scope, receive, send)
-        endpoint = path if path in ("/v1/chat/completions", "/v1/completions") else "/v1/models"
+        endpoint = path if path in _ENDPOINTS else "/v1/models"
         start, status = time.perf_counter(), [500]
 
         async def wrapped(msg: Message) -> None:
@@ -212,6 +236,7 @@ def create_app(
         lifespan=lifespan,
         description="OpenAI-compatible server for Edit Flow models.",
     )
+    app.openapi = lambda: exact_openapi(app)
     app.state.serving = OpenAIServing(engine, settings, metrics)
     app.state.metrics = metrics
     app.state.api_key = api_key or None
@@ -225,13 +250,16 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(ClientDisconnected, disconnected_handler)
     app.add_exception_handler(Exception, unexpected_handler)
+    # the last added runs first: request id, metrics, CORS, API key, body cap, routes
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_middleware(RequireApiKey, key=api_key or None)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(cors_origins),
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["*"],  # mirrors the request: Authorization, X-Stainless-*, ...
-        expose_headers=["Retry-After"],
+        expose_headers=["Retry-After", "X-Request-Id"],
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
-    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_middleware(RequestId)
     return app

@@ -142,10 +142,16 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
+    from .http_protocol import uvicorn_config
+    from .request_id import RequestIdFilter
+
     args = parse_args(argv)
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RequestIdFilter())  # the id of the request being served, or "-"
     app, engine = build(args)
 
     class Server(uvicorn.Server):
@@ -156,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 super().handle_exit(sig, frame)
 
-    config = uvicorn.Config(
+    config = uvicorn_config(
         app,
         host=args.host,
         port=args.port,

@@ -169,6 +169,11 @@ class Engine:
             self._thread.join(timeout)
 
     @property
+    def capacity(self) -> int:
+        """The most sequences one request may have: running + queued slots."""
+        return self.max_running + self.max_queued
+
+    @property
     def num_waiting(self) -> int:
         return len(self._waiting)
 

@@ -16,6 +16,15 @@ Design decisions:
 - Stop strings cut the final text at the earliest match (finish_reason "stop").
 - ``usage.completion_tokens`` counts generated tokens (cut at EOS, before stop strings);
   ``usage.editflow`` sums steps, forward passes and edits over the choices.
+- Request-size knobs are bounded before anything is built: an x0 longer than the context left
+  after the prompt, or more sequences than the engine can ever hold, is a 400 naming the field
+  and the limit (429 is only for a full queue that will drain). Tokenising prompts and drawing
+  x0, whose cost grows with the request, run on one worker thread (tokenizers are not safe to
+  share across threads), never on the event loop.
+- Fields the sampler cannot honour (``logit_bias``, penalties, audio output) are refused with a
+  400 naming them unless their value is neutral; they are never accepted silently.
+- Unknown fields are ignored; at most ``MAX_LOGGED_UNKNOWN`` distinct names are remembered and
+  each request logs at most one line about them.
 """
 
 from __future__ import annotations
@@ -27,21 +36,31 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from editflow_core import GenerationResult, SamplingParams, TraceStep, make_x0_sampler
+from editflow_core import GenerationResult, SamplingParams, TraceStep, X0Sampler, make_x0_sampler
 from editflow_models.generation import GenerationSetup
 from editflow_models.prompting import prefix_ids, render_chat
 
 from .engine import EngineError, SeqRequest
-from .protocol import ChatCompletionRequest, CompletionRequest
+from .protocol import ChatCompletionRequest, CompletionRequest, ResponsesRequest
+from .responses import (
+    ResponseBuilder,
+    UnsupportedField,
+    chat_messages,
+    check_responses_request,
+    response_usage,
+)
 
 log = logging.getLogger("editflow_serve")
 
 IsDisconnected = Callable[[], Awaitable[bool]]
 _GOLDEN = 0x9E3779B97F4A7C15
+MAX_LOGGED_UNKNOWN = 256  # distinct unknown field names remembered (and logged once each)
+_SHOWN_UNKNOWN = 5  # names shown in one log line, each cut to 64 characters
 
 
 class ClientDisconnected(Exception):
@@ -122,6 +141,8 @@ class OpenAIServing:
         self.created = int(time.time())
         self._logged_unknown: set[str] = set()
         self._token_text: dict[int, str] = {}
+        # prompt encoding and x0 draws grow with the request: one thread, off the event loop
+        self._prep = ThreadPoolExecutor(max_workers=1, thread_name_prefix="editflow-prep")
 
     # ---------------------------------------------------------------- models / health
     def model_card(self) -> dict[str, Any]:
@@ -157,6 +178,10 @@ class OpenAIServing:
     ) -> dict[str, Any] | AsyncIterator[str]:
         """POST /v1/chat/completions: a response dict, or SSE lines when ``req.stream``."""
         self._check_common(req)
+        if req.modalities is not None and set(req.modalities) != {"text"}:
+            raise _not_honoured("modalities", 'Edit Flow models only write text; use ["text"]')
+        if req.audio is not None:
+            raise _not_honoured("audio", "Edit Flow models only write text; omit audio")
         if req.logprobs or req.top_logprobs is not None:
             raise APIError(400, "logprobs are not supported by Edit Flow models", param="logprobs")
         if req.response_format is not None and req.response_format.get("type", "text") != "text":
@@ -166,17 +191,23 @@ class OpenAIServing:
         if req.tools:
             raise APIError(400, "tools are not supported", param="tools")
         info = self._info()
-        messages = []
-        for i, m in enumerate(req.messages):
-            content = m.content
-            if isinstance(content, list):
-                content = "\n".join(p.text for p in content)
-            if content is None and m.role != "assistant":
-                raise APIError(
-                    400, f"messages[{i}].content is required", param=f"messages[{i}].content"
-                )
-            role = "system" if m.role == "developer" else m.role
-            messages.append({"role": role, "content": content or ""})
+        self._check_capacity(req.n, 1)
+        messages = [
+            {"role": "system" if m.role == "developer" else m.role, "content": _text(m.content)}
+            for m in req.messages
+        ]
+        max_new = req.max_completion_tokens or req.max_tokens
+        prep = await self._off_loop(self.prepare_chat, req, info, messages, max_new)
+        return await self._run(prep, req, chat=True, is_disconnected=is_disconnected)
+
+    def prepare_chat(
+        self,
+        req: ChatCompletionRequest | ResponsesRequest,
+        info: GenerationSetup,
+        messages: list[dict[str, str]],
+        max_new: int | None,
+    ) -> _Prepared:
+        """Render and encode ``messages`` ({"role", "content"}), then build the sequences."""
         try:
             prompt = render_chat(info.tokenizer, messages)
         except Exception as err:  # noqa: BLE001 (a template may reject any message list)
@@ -184,9 +215,7 @@ class OpenAIServing:
                 400, f"the chat template rejected the messages: {err}", param="messages"
             ) from None
         prefix = prefix_ids(info.anchor_token_id, info.tokenizer, prompt)
-        max_new = req.max_completion_tokens or req.max_tokens
-        prep = self._prepare(req, info, [prefix], [prompt], max_new, "messages", echo=False)
-        return await self._run(prep, req, chat=True, is_disconnected=is_disconnected)
+        return self._prepare(req, info, [prefix], [prompt], max_new, "messages", echo=False)
 
     async def completions(
         self, req: CompletionRequest, is_disconnected: IsDisconnected | None = None
@@ -200,11 +229,18 @@ class OpenAIServing:
         if req.best_of is not None and req.best_of != req.n:
             raise APIError(400, "best_of other than n is not supported", param="best_of")
         info = self._info()
-        prompts = req.prompt
+        prompts = "" if req.prompt is None else req.prompt
         if isinstance(prompts, str) or (prompts and isinstance(prompts[0], int)):
             prompts = [prompts]
         if len(prompts) * req.n > 64:
             raise APIError(400, "at most 64 choices (prompts x n) per request", param="prompt")
+        self._check_capacity(req.n, len(prompts))
+        prep = await self._off_loop(self._prepare_completions, req, info, prompts)
+        return await self._run(prep, req, chat=False, is_disconnected=is_disconnected)
+
+    def _prepare_completions(
+        self, req: CompletionRequest, info: GenerationSetup, prompts: list[str | list[int]]
+    ) -> _Prepared:
         prefixes, texts = [], []
         for p in prompts:
             if isinstance(p, str):
@@ -217,15 +253,86 @@ class OpenAIServing:
                     )
                 prefixes.append([info.anchor_token_id, *p])
                 texts.append(info.tokenizer.decode(p))
-        prep = self._prepare(req, info, prefixes, texts, req.max_tokens, "prompt", echo=req.echo)
-        return await self._run(prep, req, chat=False, is_disconnected=is_disconnected)
+        return self._prepare(req, info, prefixes, texts, req.max_tokens, "prompt", echo=req.echo)
+
+    async def responses(
+        self, req: ResponsesRequest, is_disconnected: IsDisconnected | None = None
+    ) -> dict[str, Any] | AsyncIterator[str]:
+        """POST /v1/responses (text subset): a Response dict, or SSE events when ``req.stream``."""
+        self.check_request(req)
+        try:
+            check_responses_request(req)
+        except UnsupportedField as err:
+            raise _not_honoured(err.param, str(err)) from None
+        info = self._info()
+        messages = chat_messages(req)
+        prep = await self._off_loop(self.prepare_chat, req, info, messages, req.max_output_tokens)
+        params = prep.seqs[0].params
+        builder = ResponseBuilder(
+            req, self.settings.served_model_name, params.temperature, params.top_p
+        )
+        try:
+            [(key, fut)] = self.engine.submit(prep.seqs)
+        except EngineError as err:
+            raise engine_api_error(err) from None
+        if req.stream:
+            return self._response_events(prep, key, fut, builder)
+        try:
+            await self._await_all([fut], is_disconnected)
+        except BaseException:
+            self.engine.cancel([key])
+            raise
+        try:
+            res = fut.result()
+        except EngineError as err:
+            raise engine_api_error(err) from None
+        text, reason = self._finish(prep, 0, res)
+        usage = response_usage(self._usage(prep, [res]))
+        return builder.response(builder.status(reason), text, usage)
+
+    async def _response_events(
+        self, prep: _Prepared, key: int, fut: asyncio.Future, builder: ResponseBuilder
+    ) -> AsyncIterator[str]:
+        finished = False
+        try:
+            for event in builder.start_events():
+                yield event
+            while not fut.done():
+                try:
+                    await asyncio.wait_for(asyncio.shield(fut), self.settings.keepalive_s)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                except EngineError:
+                    pass
+            finished = True
+            err = fut.exception()
+            if err is not None:
+                yield builder.failed_event("server_error", str(err))
+                return
+            res = fut.result()
+            text, reason = self._finish(prep, 0, res)
+            for event in builder.final_events(text, reason, self._usage(prep, [res])):
+                yield event
+        finally:
+            if not finished:
+                self.engine.cancel([key])
 
     # ---------------------------------------------------------------- preparation
     def _check_common(self, req: ChatCompletionRequest | CompletionRequest) -> None:
-        for key in req.model_extra or {}:
-            if key not in self._logged_unknown:
-                self._logged_unknown.add(key)
-                log.warning("ignoring unknown request field %r (logged once)", key)
+        self.check_request(req)
+        if req.stream_options is not None and not req.stream:
+            raise APIError(
+                400, "stream_options is only allowed when stream is true", param="stream_options"
+            )
+        for name in ("presence_penalty", "frequency_penalty"):
+            if getattr(req, name):
+                raise _not_honoured(name, f"the Edit Flow sampler has no penalties; omit {name}")
+        if req.logit_bias:
+            raise _not_honoured("logit_bias", "the Edit Flow sampler has no logit bias")
+
+    def check_request(self, req: EditFlowRequest) -> None:
+        """Log unknown fields (bounded); 404 for another model; x0 and mask_length exclusive."""
+        self._log_unknown(list(req.model_extra or {}))
         if req.model is not None and req.model != self.settings.served_model_name:
             raise APIError(
                 404,
@@ -233,12 +340,38 @@ class OpenAIServing:
                 param="model",
                 code="model_not_found",
             )
-        if req.stream_options is not None and not req.stream:
-            raise APIError(
-                400, "stream_options is only allowed when stream is true", param="stream_options"
-            )
         if req.x0 is not None and req.mask_length is not None:
             raise APIError(400, "give x0 or mask_length, not both", param="x0")
+
+    def _log_unknown(self, keys: list[str]) -> None:
+        """One warning line per request at most, naming a few new unknown fields."""
+        room = MAX_LOGGED_UNKNOWN - len(self._logged_unknown)
+        if not keys or room <= 0:
+            return
+        new = [k for k in keys if k not in self._logged_unknown][:room]
+        if not new:
+            return
+        self._logged_unknown.update(new)
+        shown = ", ".join(repr(k[:64]) for k in new[:_SHOWN_UNKNOWN])
+        more = f" and {len(new) - _SHOWN_UNKNOWN} more" if len(new) > _SHOWN_UNKNOWN else ""
+        full = " (no more are logged)" if len(self._logged_unknown) >= MAX_LOGGED_UNKNOWN else ""
+        log.warning("ignoring unknown request fields %s%s%s", shown, more, full)
+
+    def _check_capacity(self, n: int, prompts: int) -> None:
+        """400 for a request with more sequences than the engine can ever hold (not 429)."""
+        need, capacity = n * prompts, self.engine.capacity
+        if need > capacity:
+            what = f"n={n}" if prompts == 1 else f"n={n} x {prompts} prompts"
+            raise APIError(
+                400,
+                f"this request needs {need} sequences ({what}) but this server holds at most "
+                f"{capacity} at once (running + queued); lower n or split the request",
+                param="n",
+            )
+
+    async def _off_loop(self, fn: Callable[..., _Prepared], *args: Any) -> _Prepared:
+        """Run ``fn(*args)`` on the preparation thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._prep, fn, *args)
 
     def _info(self) -> GenerationSetup:
         if self.engine.state != "ready" or self.engine.info is None:
@@ -262,12 +395,21 @@ class OpenAIServing:
         spec = req.x0 if req.x0 is not None else s.x0 or str(info.x0)
         if req.mask_length is not None:
             spec = f"masks[length:{req.mask_length}]" if req.mask_length else "empty"
+        x0_param = "mask_length" if req.mask_length is not None else "x0"
         try:
             x0_sampler = make_x0_sampler(spec)
         except ValueError as err:
+            raise APIError(400, str(err), param=x0_param) from None
+        longest = max(map(len, prefixes))
+        if longest >= info.max_length:
             raise APIError(
-                400, str(err), param="mask_length" if req.mask_length else "x0"
-            ) from None
+                400,
+                f"the prompt is {longest} tokens; this model's context is {info.max_length}",
+                param=prompt_param,
+                code="context_length_exceeded",
+            )
+        if req.x0 is not None or req.mask_length is not None:  # the server's default is cut
+            _check_x0_fits(x0_sampler, info.max_length, longest, x0_param)
         if x0_sampler.kind == "masks" and info.mask_token_id is None:
             raise APIError(
                 400, "this model has no mask token; use x0 'empty' or 'uniform[...]'", param="x0"
@@ -283,13 +425,6 @@ class OpenAIServing:
         seqs = []
         for prefix in prefixes:
             room = info.max_length - len(prefix)
-            if room < 1:
-                raise APIError(
-                    400,
-                    f"the prompt is {len(prefix)} tokens; this model's context is {info.max_length}",
-                    param=prompt_param,
-                    code="context_length_exceeded",
-                )
             budget = min(max_new or s.max_tokens, room)
             for j in range(req.n):
                 seed = (base_seed + j * _GOLDEN) % 2**63
@@ -397,7 +532,7 @@ class OpenAIServing:
             if chat:
                 choice = {
                     "index": c,
-                    "message": {"role": "assistant", "content": text},
+                    "message": {"role": "assistant", "content": text, "refusal": None},
                     "logprobs": None,
                     "finish_reason": reason,
                 }
@@ -537,6 +672,39 @@ class OpenAIServing:
         if text is None:
             text = self._token_text[token] = self.engine.info.tokenizer.decode([token])
         return text
+
+
+EditFlowRequest = ChatCompletionRequest | CompletionRequest | ResponsesRequest
+
+
+def _text(content: str | list[Any] | None) -> str:
+    """A message's content as one string (text parts joined by newlines; null: empty)."""
+    if isinstance(content, list):
+        return "\n".join(p.text for p in content)
+    return content or ""
+
+
+def _not_honoured(param: str, why: str) -> APIError:
+    return APIError(
+        400, f"{param} is not supported: {why}", param=param, code="unsupported_parameter"
+    )
+
+
+def _check_x0_fits(sampler: X0Sampler, context: int, prompt: int, param: str) -> None:
+    """400 naming ``param`` when x0 could be longer than the context left after the prompt.
+
+    Checked on the spec, before any x0 token is drawn (a Poisson mean counts as its length).
+    """
+    longest = sampler.mean if sampler.mean is not None else sampler.max_length
+    room = context - prompt
+    if longest > room:
+        raise APIError(
+            400,
+            f"{param} asks for an x0 of up to {longest:g} tokens, but this model's context of "
+            f"{context} tokens leaves {room} after the {prompt}-token prompt; use at most {room}",
+            param=param,
+            code="context_length_exceeded",
+        )
 
 
 def _sse(obj: dict[str, Any]) -> str:
