@@ -157,6 +157,8 @@ class RemoteBackend:
     def reply(self, conv: Conversation) -> str:
         a = self.args
         extra = {"steps": a.steps, "top_k": a.top_k}
+        if getattr(a, "guidance", 0.0):
+            extra["guidance_scale"] = a.guidance
         common = dict(
             model=self.model,
             temperature=a.temperature,

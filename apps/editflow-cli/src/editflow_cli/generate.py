@@ -21,6 +21,7 @@ DEFAULT_MODEL = Path("runs/quickstart/checkpoint-final")
 EXAMPLES = """examples:
   editflow generate --model runs/quickstart/checkpoint-final --prompt "ROMEO:" --seed 0
   editflow generate --model DIR --steps 128 --temperature 0.8 --trace
+  editflow generate --model DIR --prompt "KING:" --guidance 1.5
   editflow generate --model DIR --prompt "To be" --trace --trace-file trace.txt > text.txt
 """
 
@@ -56,6 +57,13 @@ def add_sampling_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-new-tokens", type=int, default=256, help="cap on generated tokens (default 256)"
+    )
+    parser.add_argument(
+        "--guidance",
+        type=float,
+        default=0.0,
+        help="classifier-free guidance scale g >= 0 for a prompt (0: off, the default); needs a "
+        "model trained with cond_drop > 0",
     )
 
 
@@ -105,6 +113,7 @@ def sampling_params(args: argparse.Namespace, trace: bool) -> SamplingParams:
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
         trace=trace,
+        guidance_scale=getattr(args, "guidance", 0.0),
     )
     try:
         params.validate()

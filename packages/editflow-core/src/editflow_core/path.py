@@ -76,6 +76,11 @@ class PathSample:
             "sub_rows": self.sub_rows,
         }
 
+    def given(self) -> torch.Tensor:
+        """(B, L) bool: the frozen tokens (anchor + prompt), for a model that reads them."""
+        pos = torch.arange(self.x_t.shape[1], device=self.x_t.device)[None]
+        return pos < self.frozen.to(self.x_t.device)[:, None]
+
     def edit_counts(self) -> dict[str, int]:
         """Numbers of remaining insertions, deletions and substitutions in the batch."""
         counts = torch.bincount(self.edit_op, minlength=3).tolist()

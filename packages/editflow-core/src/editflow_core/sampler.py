@@ -42,6 +42,7 @@ from typing import Any
 
 import torch
 
+from .guidance import guided_forward
 from .leap import apply_edits, fire_edits, row_edits
 from .path import rate_mask
 from .protocol import DEL, INS, SUB, EditFlowModel, RatesFirst, RatesFirstModel
@@ -157,6 +158,7 @@ class BatchSampler:
         self.pending: list[tuple[_Row, torch.Tensor]] = []
         self._cache = RowCache(self.device)
         self._rates_first = isinstance(model, RatesFirstModel)
+        self._uses_given = bool(getattr(model, "uses_given", False))
         self.forward_passes = 0
         self.last_step_edits = 0  # edits applied in the last step, all sequences together
 
@@ -319,7 +321,7 @@ class BatchSampler:
             g_rows = [rows[j] for j in group]
             index = torch.tensor(group, device=self.device)
             width = int(sub_mask[index].sum(1).max())
-            out = self._run(ids[index, :width], sub_mask[index, :width], sub_t[index])
+            out = self._run(ids[index, :width], sub_mask[index, :width], sub_t[index], g_rows)
             cache.store(g_rows, out)
         self.forward_passes += 1
         for b in rows:
@@ -333,12 +335,30 @@ class BatchSampler:
         budget = self.max_tokens_per_forward
         return group_rows(mask.sum(1).tolist(), budget, budget / 16)
 
-    def _run(self, ids: torch.Tensor, mask: torch.Tensor, t: torch.Tensor) -> RatesFirst:
-        """One model forward on (n, w) rows."""
+    def _run(
+        self, ids: torch.Tensor, mask: torch.Tensor, t: torch.Tensor, rows: list[int]
+    ) -> RatesFirst:
+        """The forward of batch rows ``rows`` ((n, w) ids): plain, or with the unconditional
+        copies of guided rows in the same batch (``editflow_core.guidance``)."""
+        frozen = [self.rows[b].frozen for b in rows]
+        scales = [self.rows[b].params.guidance_scale for b in rows]
+        if not any(g > 0 and f > 1 for g, f in zip(scales, frozen)):
+            return self._call(ids, mask, t, torch.tensor(frozen, device=self.device))
+        return guided_forward(self._call, ids, mask, t, frozen, scales, self.pad_token_id)
+
+    def _call(
+        self, ids: torch.Tensor, mask: torch.Tensor, t: torch.Tensor, frozen: torch.Tensor
+    ) -> RatesFirst:
+        """One model call; a model that reads which tokens are given (``uses_given``) gets
+        ``given`` = position < frozen prefix."""
+        kwargs = {}
+        if self._uses_given:
+            pos = torch.arange(ids.shape[1], device=ids.device)[None]
+            kwargs["given"] = pos < frozen[:, None]
         with torch.no_grad():
             if self._rates_first:
-                return self.model.forward_rates(ids, mask, t)
-            return RatesFirst.from_output(self.model(ids, mask, t))
+                return self.model.forward_rates(ids, mask, t, **kwargs)
+            return RatesFirst.from_output(self.model(ids, mask, t, **kwargs))
 
     def _jump_fraction(self) -> torch.Tensor:
         """(B, 1) float: each row's jump fraction over its current step (1 on its last step)."""

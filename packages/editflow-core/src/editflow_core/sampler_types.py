@@ -26,6 +26,8 @@ class SamplingParams:
         idle_stop_steps: finish early after this many consecutive steps without an edit, once
             t >= ``idle_stop_after`` (0 disables).
         idle_stop_after: see ``idle_stop_steps``.
+        guidance_scale: classifier-free guidance g >= 0 for a sequence with a prompt
+            (``editflow_core.guidance``); 0 (default) is the plain sampler.
     """
 
     steps: int = 64
@@ -37,6 +39,7 @@ class SamplingParams:
     trace: bool = False
     idle_stop_steps: int = 0
     idle_stop_after: float = 0.9
+    guidance_scale: float = 0.0
 
     def validate(self) -> None:
         """Raise ValueError naming the first invalid field."""
@@ -52,6 +55,11 @@ class SamplingParams:
             ("max_new_tokens", self.max_new_tokens >= 1, "an integer >= 1"),
             ("idle_stop_steps", self.idle_stop_steps >= 0, "an integer >= 0"),
             ("idle_stop_after", 0 <= self.idle_stop_after <= 1, "in [0, 1]"),
+            (
+                "guidance_scale",
+                math.isfinite(self.guidance_scale) and self.guidance_scale >= 0,
+                "a number >= 0",
+            ),
         ]
         for name, ok, what in checks:
             if not ok:

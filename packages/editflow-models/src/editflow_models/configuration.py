@@ -55,6 +55,8 @@ class EditFlowConfig(PreTrainedConfig):
             llama, llada, dream).
         time_conditioning: add an embedding of t to every input embedding (off for converted
             pretrained models, on by default for models built from scratch).
+        given_embedding: add a learned embedding of "this token is given" (anchor, prompt, any
+            frozen token) to every input embedding, zero-initialised (off unless asked for).
         scheduler: kappa scheduler spec for ``editflow_core.make_scheduler`` ("cubic" is t^3).
         x0: source distribution spec for ``editflow_core.make_x0_sampler`` ("empty", "masks[length:64]").
         anchor_token_id: the token at position 0 of every sequence (BOS / CLS).
@@ -70,6 +72,7 @@ class EditFlowConfig(PreTrainedConfig):
     text_config: dict | PreTrainedConfig | None = None
     arch: str = "modernbert"
     time_conditioning: bool = False
+    given_embedding: bool = False
     scheduler: str = "cubic"
     x0: str = "empty"
     anchor_token_id: int | None = None

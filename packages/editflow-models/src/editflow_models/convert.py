@@ -152,6 +152,7 @@ def convert(
     mask_token_id: int | None = None,
     pad_token_id: int | None = None,
     dtype: str | torch.dtype | None = None,
+    given_embedding: bool = False,
 ) -> ConversionReport:
     """Convert a pretrained masked LM, a2d / causal decoder, LLaDA or Dream into an Edit Flow model.
 
@@ -164,6 +165,7 @@ def convert(
         anchor_token_id / mask_token_id / pad_token_id: override the ids found in the source's
             tokenizer or config.
         dtype: the saved weights' dtype: None / "auto" (the source's), "fp32", "bf16", "fp16".
+        given_embedding: add a (zero-initialised) embedding of given (prompt / frozen) tokens.
 
     Returns:
         A ``ConversionReport`` (``str(report)`` is the human-readable summary).
@@ -190,6 +192,7 @@ def convert(
         text_config=weights.text_config,
         arch=arch_name,
         time_conditioning=time_conditioning,
+        given_embedding=given_embedding,
         scheduler=scheduler,
         x0=x0,
         **ids,
@@ -209,6 +212,8 @@ def convert(
     copied += [f"ins_head <- source LM head ({head_desc})", "sub_head <- source LM head (copy)"]
     H = weights.text_config.hidden_size
     new = [f"rate_head: Linear({H}, 3) + softplus ({3 * H + 3} params)"]
+    if given_embedding:
+        new.append(f"given_embed: Embedding(2, {H}) (zero)")
     if time_conditioning:
         new.append(
             f"time_embed ({sum(p.numel() for p in model.time_embed.parameters()):,} params, last layer zero)"
@@ -237,7 +242,7 @@ def from_weights(config: EditFlowConfig, weights) -> EditFlowModel:
     for name in ("ins_head", "sub_head"):
         state |= {f"{name}.{k}": v.detach().clone() for k, v in weights.head.items()}
     missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
-    new = tuple(f"{m}." for m in ("rate_head", "time_embed"))
+    new = tuple(f"{m}." for m in ("rate_head", "time_embed", "given_embed"))
     missing = [k for k in missing if not k.startswith(new)]
     if missing or unexpected:
         raise ValueError(
@@ -264,6 +269,7 @@ def build_model_from_scratch(
     pad_token_id: int | None = 0,
     scheduler: str = "cubic",
     x0: str = "empty",
+    given_embedding: bool = False,
     **text_config_overrides,
 ) -> EditFlowModel:
     """A randomly initialised Edit Flow model (fp32) of the given family and size.
@@ -279,6 +285,7 @@ def build_model_from_scratch(
         time_conditioning: add the time embedding (default on for from-scratch models).
         mask_token_id / pad_token_id: special ids (stored in the config).
         scheduler / x0: spec strings stored in the config.
+        given_embedding: add the (zero-initialised) embedding of given tokens.
         **text_config_overrides: extra fields for the backbone config (e.g. ``local_attention``).
 
     Returns:
@@ -300,6 +307,7 @@ def build_model_from_scratch(
         text_config=text_config,
         arch=arch,
         time_conditioning=time_conditioning,
+        given_embedding=given_embedding,
         scheduler=scheduler,
         x0=x0,
         anchor_token_id=anchor_token_id,

@@ -14,6 +14,9 @@ Design decisions:
   conversion Q_ins and Q_sub equal the source's masked-LM distribution.
 - Time conditioning (optional): an embedding of t is added to every input embedding and the
   backbone runs on ``inputs_embeds``. ``time_conditioned`` tells the sampler whether t matters.
+- The "given" embedding (optional, ``config.given_embedding``): a learned vector per token for
+  "given" (anchor, prompt, frozen) or not, added to the input embeddings, zero at init; the
+  forward takes ``given`` (B, L) bool. ``uses_given`` tells the sampler to pass it.
 - Position ids are counted over real tokens, so outputs do not depend on the padding side.
 - Dream-style shifted backbones: deletion / substitution at i read the state at i - 1.
 - ``forward_rates`` (editflow_core's rates-first sampling protocol) returns the rates of one
@@ -67,7 +70,13 @@ class EditFlowModel(PreTrainedModel):
 
     #: Modules that are new relative to the source checkpoint (trained in full under LoRA and
     #: kept out of quantisation).
-    new_modules: tuple[str, ...] = ("ins_head", "sub_head", "rate_head", "time_embed")
+    new_modules: tuple[str, ...] = (
+        "ins_head",
+        "sub_head",
+        "rate_head",
+        "time_embed",
+        "given_embed",
+    )
 
     def __init__(self, config: EditFlowConfig) -> None:
         super().__init__(config)
@@ -80,7 +89,15 @@ class EditFlowModel(PreTrainedModel):
         self.time_embed = (
             TimeEmbedding(text_config.hidden_size) if config.time_conditioning else None
         )
+        self.given_embed = (
+            nn.Embedding(2, text_config.hidden_size) if config.given_embedding else None
+        )
         self.post_init()
+
+    @property
+    def uses_given(self) -> bool:
+        """Whether the forward reads ``given`` (which tokens are anchor / prompt / frozen)."""
+        return self.given_embed is not None
 
     @property
     def time_conditioned(self) -> bool:
@@ -108,6 +125,8 @@ class EditFlowModel(PreTrainedModel):
                 init.normal_(module.weight, mean=0.0, std=std)
             if module.bias is not None:
                 init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding) and module is self.given_embed:
+            init.zeros_(module.weight)  # a no-op until trained
         elif isinstance(module, nn.LayerNorm):
             if module.weight is not None:
                 init.ones_(module.weight)
@@ -115,8 +134,8 @@ class EditFlowModel(PreTrainedModel):
                 init.zeros_(module.bias)
 
     def init_new_modules(self) -> None:
-        """(Re)initialise the rate head and time embedding (used after conversion)."""
-        for name in ("rate_head", "time_embed"):
+        """(Re)initialise the rate head, time and given embeddings (used after conversion)."""
+        for name in ("rate_head", "time_embed", "given_embed"):
             module = getattr(self, name)
             if module is None:
                 continue
@@ -126,7 +145,11 @@ class EditFlowModel(PreTrainedModel):
                 self._init_weights(sub)
 
     def _states(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, t: torch.Tensor | None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        t: torch.Tensor | None,
+        given: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One backbone pass: rates (B, L, 3), the states read by ins_head and by sub_head (B, L, H)."""
         if input_ids.dim() != 2:
@@ -141,14 +164,24 @@ class EditFlowModel(PreTrainedModel):
             check_bidirectional_attention(self.backbone.config)
 
         inputs_embeds = None
+        if self.time_embed is not None or self.given_embed is not None:
+            inputs_embeds = self.get_input_embeddings()(input_ids)  # (B, L, H)
         if self.time_embed is not None:
             if t is None or t.shape != input_ids.shape[:1]:
                 raise ValueError(
                     f"a time-conditioned model needs t of shape ({input_ids.shape[0]},), got {t if t is None else tuple(t.shape)}"
                 )
-            inputs_embeds = (
-                self.get_input_embeddings()(input_ids) + self.time_embed(t)[:, None, :]
-            )  # (B, L, H)
+            inputs_embeds = inputs_embeds + self.time_embed(t)[:, None, :]
+        if self.given_embed is not None:
+            if given is None:  # nothing marked: only the anchor is given
+                given = torch.zeros_like(input_ids, dtype=torch.bool)
+                given[:, 0] = True
+            elif given.shape != input_ids.shape:
+                raise ValueError(
+                    f"given must be (B, L) = {tuple(input_ids.shape)}, got {tuple(given.shape)}"
+                )
+            inputs_embeds = inputs_embeds + self.given_embed(given.long())
+        if inputs_embeds is not None:
             input_ids = None
         attention_mask = attention_mask.long()
         position_ids = self.arch.position_ids(attention_mask, self.config.text_config)
@@ -172,6 +205,7 @@ class EditFlowModel(PreTrainedModel):
         t: torch.Tensor | None = None,
         ins_rows: torch.Tensor | None = None,
         sub_rows: torch.Tensor | None = None,
+        given: torch.Tensor | None = None,
     ) -> EditFlowModelOutput:
         """Rates at every position; token logits at every position or at the given rows.
 
@@ -181,17 +215,23 @@ class EditFlowModel(PreTrainedModel):
             t: (B,) float CTMC time; required when ``time_conditioned``, ignored otherwise.
             ins_rows: (N_ins,) long flat indices ``b * L + i``; logits only there when given.
             sub_rows: (N_sub,) long flat indices ``b * L + i``; logits only there when given.
+            given: (B, L) bool, the anchor / prompt / frozen tokens (read when ``uses_given``;
+                default: the anchor alone).
 
         Returns:
             ``EditFlowModelOutput`` with rates (B, L, 3) and ins / sub logits.
         """
-        rates, hidden, sub_hidden = self._states(input_ids, attention_mask, t)
+        rates, hidden, sub_hidden = self._states(input_ids, attention_mask, t, given)
         ins_logits = self._token_logits(self.ins_head, hidden, ins_rows)
         sub_logits = self._token_logits(self.sub_head, sub_hidden, sub_rows)
         return EditFlowModelOutput(rates=rates, ins_logits=ins_logits, sub_logits=sub_logits)
 
     def forward_rates(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, t: torch.Tensor | None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        t: torch.Tensor | None,
+        given: torch.Tensor | None = None,
     ) -> RatesFirst:
         """Sampling pass (``editflow_core.RatesFirstModel``): rates now, token logits on demand.
 
@@ -199,7 +239,7 @@ class EditFlowModel(PreTrainedModel):
             ``RatesFirst`` with rates (B, L, 3) and ``token_logits(ins_rows, sub_rows)`` that runs
             the token heads on the kept states of this pass at flat rows (N,) -> (N, V).
         """
-        rates, hidden, sub_hidden = self._states(input_ids, attention_mask, t)
+        rates, hidden, sub_hidden = self._states(input_ids, attention_mask, t, given)
 
         def token_logits(
             ins_rows: torch.Tensor, sub_rows: torch.Tensor

@@ -126,6 +126,8 @@ def parse(
             "--dtype fp16: fp16 weights cannot be trained stably (gradient underflow, no loss "
             "scaling for fp16 parameters); use --dtype fp32 --fp16 true (autocast) or --dtype bf16"
         )
+    if not 0 <= args.cond_drop <= 1:
+        raise ConfigError(f"--cond_drop must be in [0, 1], got {args.cond_drop}")
     budget = args.max_tokens_per_forward
     if budget < 0 or 0 < budget < data_args.max_length:
         raise ConfigError(

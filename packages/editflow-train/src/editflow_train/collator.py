@@ -42,6 +42,11 @@ class EditFlowCollator:
         special_ids: ids ``uniform`` x0 never draws.
         coupling / gaps: see ``editflow_core.align_batch``.
         t_eps: t ~ U[0, 1 - t_eps].
+        cond_drop: probability of dropping a row's prompt (x1 = anchor + completion, nothing
+            frozen after the anchor): the same model learns the unconditional rates that
+            classifier-free guidance compares against.
+        cond_prefix: pretraining: freeze a random prefix of each chunk as its prompt, a share
+            c^3 of its tokens with c ~ U[0, 1] (then dropped with ``cond_drop``).
         max_tokens_per_forward: > 0: split the batch into groups of rows of similar x_t length
             (``editflow_core.split_by_length``); the output is then ``{"groups": [fields, ...],
             "batch_totals": (2,) float64 (rows, scored tokens)}``.
@@ -56,6 +61,8 @@ class EditFlowCollator:
     coupling: str = "noise"
     gaps: str = "random"
     t_eps: float = 1e-3
+    cond_drop: float = 0.0
+    cond_prefix: bool = False
     max_tokens_per_forward: int = 0
 
     def __post_init__(self) -> None:
@@ -75,10 +82,21 @@ class EditFlowCollator:
         )
         return torch.cat([torch.as_tensor(x1[:frozen], dtype=torch.long), tail])
 
+    def conditioning(self, x1: Sequence[int], frozen: int) -> tuple[list[int], int]:
+        """x1 and its frozen count after the conditioning options (see the class docstring)."""
+        x1 = list(x1)
+        if self.cond_prefix and frozen == 1 and len(x1) > 2:
+            c = float(torch.rand(()))
+            frozen = 1 + int(c**3 * (len(x1) - 1))
+        if frozen > 1 and self.cond_drop > 0 and float(torch.rand(())) < self.cond_drop:
+            x1, frozen = x1[:1] + x1[frozen:], 1
+        return x1, frozen
+
     def __call__(self, examples: Sequence[dict]) -> dict[str, torch.Tensor]:
         """B examples -> the ``PathSample`` fields (x_t (B, L), rate_mask (B, L, 3), edits (E,))."""
-        x1s = [ex["input_ids"] for ex in examples]
-        frozen = [int(ex.get("frozen", 1)) for ex in examples]
+        rows = [self.conditioning(ex["input_ids"], int(ex.get("frozen", 1))) for ex in examples]
+        x1s = [x1 for x1, _ in rows]
+        frozen = [f for _, f in rows]
         x0s = [self.x0(x1, f) for x1, f in zip(x1s, frozen)]
         batch = align_batch(x0s, x1s, frozen, coupling=self.coupling, gaps=self.gaps)
         path = sample_path(batch, self.scheduler, t_eps=self.t_eps, pad_token_id=self.pad_token_id)

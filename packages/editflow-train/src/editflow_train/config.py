@@ -60,6 +60,14 @@ class ModelArguments:
         default=True,
         **_help("From scratch / conversion: add an embedding of t to the inputs."),
     )
+    given_embedding: bool = field(
+        default=False,
+        **_help(
+            "From scratch / conversion: add a learned embedding of the given tokens (anchor, "
+            "prompt), zero at init; lets the model tell the prompt from what it wrote, and "
+            "guidance compare runs with and without it."
+        ),
+    )
     dtype: Literal["auto", "fp32", "bf16", "fp16"] = field(
         default="auto",
         **_help(
@@ -176,6 +184,21 @@ class EditFlowTrainingArguments(TrainingArguments):
     )
     gaps: Literal["random", "left", "right"] = field(
         default="random", **_help("Where the 'noise' coupling puts insertions / deletions.")
+    )
+    cond_drop: float = field(
+        default=0.1,
+        **_help(
+            "Probability of dropping a row's prompt (sft prompts, pt conditioning prefixes): "
+            "the model also learns the unconditional rates classifier-free guidance needs "
+            "(--guidance when sampling). 0: never."
+        ),
+    )
+    cond_prefix: bool = field(
+        default=False,
+        **_help(
+            "pt: freeze a random prefix of each chunk (a share c^3, c ~ U[0, 1]) as its prompt, "
+            "so a pretrained model is prompted in-distribution and guidance works after pt."
+        ),
     )
     max_tokens_per_forward: int = field(
         default=0,

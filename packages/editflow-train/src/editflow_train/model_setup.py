@@ -58,6 +58,7 @@ def source_checkpoint(model_args: ModelArguments, args: EditFlowTrainingArgument
                 scheduler=args.scheduler or "cubic",
                 x0=args.x0_sampler or "empty",
                 time_conditioning=model_args.time_conditioning,
+                given_embedding=model_args.given_embedding,
             )
     return str(out)
 
@@ -108,6 +109,7 @@ def load_or_build_model(
             intermediate_size=model_args.intermediate_size,
             max_position_embeddings=model_args.max_position_embeddings,
             time_conditioning=model_args.time_conditioning,
+            given_embedding=model_args.given_embedding,
             mask_token_id=tokenizer.mask_token_id,
             pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
             scheduler=args.scheduler or "cubic",

@@ -160,6 +160,8 @@ def train(
         gaps=args.gaps,
         t_eps=args.t_eps,
         max_tokens_per_forward=args.max_tokens_per_forward,
+        cond_drop=args.cond_drop,
+        cond_prefix=args.cond_prefix,
     )
     trainer = EditFlowTrainer(
         model=model,

@@ -97,8 +97,13 @@ class EditFlowTrainer(Trainer):
         sums = self._sums["train" if model.training else "eval"]
         sums["batches"] += 1
         loss = 0.0
+        config = getattr(getattr(self, "model", None), "config", None)
+        uses_given = bool(getattr(config, "given_embedding", False))
         for path in groups:
-            out = model(**path.model_inputs())
+            kwargs = path.model_inputs()
+            if uses_given:  # the model reads which tokens are given (anchor + prompt)
+                kwargs["given"] = path.given()
+            out = model(**kwargs)
             parts = edit_flow_loss(
                 out,
                 path,
