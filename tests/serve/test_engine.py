@@ -143,3 +143,24 @@ def test_ragged_forwards_are_on_by_default_on_a_cpu_and_change_no_sample(tiny_mo
         params = [SamplingParams(steps=8, seed=i, max_new_tokens=16) for i in range(4)]
         results.append([r.tokens for r in sampler.generate(prefixes, params=params)])
     assert results[0] == results[1]
+
+
+def test_guided_requests_run_on_the_real_model(tiny_model_dir):
+    """Guidance through a real EditFlowModel (rates-first forward, RowCache, ragged groups):
+    prompted rows with g > 0 next to plain ones; g = 0 rows keep their plain samples."""
+    setup = load_model(tiny_model_dir)
+    prompt = setup.chat_prefix([{"role": "user", "content": "Hi there"}])
+    prefixes = [prompt, prompt, [setup.anchor_token_id]]
+
+    def run(g):
+        params = [
+            SamplingParams(steps=8, seed=i, max_new_tokens=12, guidance_scale=s)
+            for i, s in enumerate((g, 0.0, g))
+        ]
+        sampler = setup.sampler(max_tokens_per_forward=64)
+        return [r.tokens for r in sampler.generate(prefixes, params=params)]
+
+    plain, guided = run(0.0), run(3.0)
+    assert guided[0] != plain[0]  # the guided prompted row changed
+    assert guided[2] == plain[2]  # no prompt: nothing to guide
+    assert all(r[: len(prompt)] == prompt for r in guided[:2])

@@ -53,6 +53,7 @@ def test_chat_in_the_page_shows_answer_and_edits(live, browser):
     browser.execute_script("document.getElementById('delay').value = '5'")
     browser.find_element(By.ID, "steps").clear()
     browser.find_element(By.ID, "steps").send_keys("12")
+    browser.execute_script("document.getElementById('guidance').value = '1.5'")  # a slider
     browser.find_element(By.ID, "input").send_keys("Hello there")
     browser.find_element(By.ID, "send").click()
     WebDriverWait(browser, 60).until(

@@ -77,10 +77,12 @@ def test_request_settings_reach_the_sampler(fake_engine):
         "max_completion_tokens": 6,
         "mask_length": 10,
         "idle_stop_steps": 2,
+        "guidance_scale": 1.5,
     }
     assert client(fake_engine).post(CHAT, json=body).status_code == 200
     p, seq = fake_engine.seqs[0].params, fake_engine.seqs[0]
     assert (p.steps, p.top_k, p.temperature, p.top_p, p.idle_stop_steps) == (5, 3, 0.5, 0.9, 2)
+    assert p.guidance_scale == 1.5
     assert p.max_new_tokens == 6
     assert seq.x0 == [fake_engine.info.mask_token_id] * 6  # 10 masks cut to the token budget
 
@@ -242,3 +244,16 @@ def test_trace_snapshot_is_x0(fake_engine):
     trace = r.json()["choices"][0]["editflow_trace"]
     mask = fake_engine.info.mask_token_id
     assert trace[0]["step"] == -1 and trace[0]["tokens"] == [mask] * 3
+
+
+@pytest.mark.parametrize("bad", [-0.5, 1000, "big"])
+def test_a_bad_guidance_scale_is_400_naming_it(fake_engine, bad):
+    body = {"messages": MSG, "guidance_scale": bad}
+    r = client(fake_engine).post(CHAT, json=body)
+    assert r.status_code == 400
+    assert r.json()["error"]["param"] == "guidance_scale"
+
+
+def test_guidance_defaults_to_off(fake_engine):
+    assert client(fake_engine).post(CHAT, json={"messages": MSG}).status_code == 200
+    assert fake_engine.seqs[0].params.guidance_scale == 0.0

@@ -11,7 +11,7 @@ Design decisions:
 - Text that reaches the tokenizer (``Text``) must be valid Unicode: a lone surrogate is a 400.
 - Chat messages are a union tagged by ``role``; only assistant messages may omit content.
 - Edit Flow settings are plain top-level fields (the SDK's ``extra_body``): ``steps``, ``x0``,
-  ``mask_length``, ``top_k``, ``idle_stop_steps``, ``trace``.
+  ``mask_length``, ``top_k``, ``idle_stop_steps``, ``guidance_scale``, ``trace``.
 - Responses are built as dicts in ``serving.py``; the models at the end document their shape
   in the OpenAPI document.
 """
@@ -146,6 +146,14 @@ class EditFlowKnobs(_Request):
     )
     idle_stop_steps: int | None = Field(
         None, ge=0, le=MAX_STEPS, description="finish after this many edit-free steps (late in t)"
+    )
+    guidance_scale: float | None = Field(
+        None,
+        ge=0,
+        le=100,
+        allow_inf_nan=False,
+        description="classifier-free guidance g >= 0 for the prompt (0: off); needs a model "
+        "trained with cond_drop > 0",
     )
     trace: bool = Field(False, description="return / stream the per-step edit operations")
 

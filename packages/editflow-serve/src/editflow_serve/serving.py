@@ -446,6 +446,7 @@ class OpenAIServing:
                     idle_stop_steps=s.idle_stop_steps
                     if req.idle_stop_steps is None
                     else req.idle_stop_steps,
+                    guidance_scale=req.guidance_scale or 0.0,
                 )
                 seqs.append(SeqRequest(prefix, x0, params))
         return _Prepared(prefixes, texts, seqs, req.n, stop, echo, req.trace)
