@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from editflow_models.a2d import DecoderArch, Qwen2Arch, Qwen3Arch
 from editflow_models.arch import Architecture
 from editflow_models.bert import BertArch, RobertaArch, XLMRobertaArch
+from editflow_models.decoder import DecoderArch, Qwen2Arch, Qwen3Arch
 from editflow_models.dream import DreamArch
 from editflow_models.llada import LLaDAArch
 from editflow_models.modernbert import ModernBertArch

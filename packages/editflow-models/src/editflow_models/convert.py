@@ -9,89 +9,22 @@ new; the CLI prints it.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer
 from transformers import initialization as init
 
 from editflow_models.architectures import ARCHITECTURES, SOURCE_MODEL_TYPES
-from editflow_models.checkpoint import read_json
+from editflow_models.checkpoint import (
+    read_source_config,
+    resolve_source,
+    save_tokenizer,
+    tokenizer_ids,
+)
 from editflow_models.configuration import EditFlowConfig
 from editflow_models.dtypes import resolve_dtype
 from editflow_models.modeling import EditFlowModel
-
-_DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken"]
-
-
-def resolve_source(src: str | Path) -> Path:
-    """A local directory for ``src``: itself if it is a directory, else a hub snapshot.
-
-    Raises:
-        ValueError: ``src`` is neither a directory nor a downloadable hub id.
-    """
-    path = Path(src)
-    if path.is_dir():
-        return path
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(str(src), allow_patterns=_DOWNLOAD_PATTERNS))
-    except Exception as err:  # offline, unknown repo, gated, bad id: one clear message
-        offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
-        raise ValueError(
-            f"{src} is not a local directory and could not be fetched from the hub{offline}: "
-            f"{type(err).__name__}"
-        ) from err
-
-
-def read_source_config(path: Path) -> dict:
-    """The source's config.json as a dict."""
-    return read_json(path / "config.json")
-
-
-_TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "vocab.txt",
-    "vocab.json",
-    "tokenizer.model",
-    "spiece.model",
-)
-
-
-def load_tokenizer(src: Path):
-    """The tokenizer stored in ``src``, or None when it has none (transformers would otherwise
-    build an empty one from the config alone)."""
-    if not any((src / name).is_file() for name in _TOKENIZER_FILES):
-        return None
-    try:
-        return AutoTokenizer.from_pretrained(src)
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
-
-
-def save_tokenizer(src: Path, output: Path) -> str | None:
-    """Save the source's tokenizer into ``output``; returns its class name, or None if absent."""
-    tokenizer = load_tokenizer(src)
-    if tokenizer is None:
-        return None
-    tokenizer.save_pretrained(output)
-    return type(tokenizer).__name__
-
-
-def _tokenizer_ids(src: Path) -> dict[str, int | None]:
-    tok = load_tokenizer(src)
-    if tok is None:
-        return {}
-    anchor = tok.bos_token_id if tok.bos_token_id is not None else tok.cls_token_id
-    return {
-        "anchor_token_id": anchor,
-        "mask_token_id": tok.mask_token_id,
-        "pad_token_id": tok.pad_token_id,
-    }
 
 
 def detect_arch(path: Path) -> str:
@@ -178,7 +111,7 @@ def convert(
     arch = ARCHITECTURES[arch_name]
     weights = arch.load_source(path)
 
-    ids = weights.token_ids | {k: v for k, v in _tokenizer_ids(path).items() if v is not None}
+    ids = weights.token_ids | {k: v for k, v in tokenizer_ids(path).items() if v is not None}
     explicit = {
         "anchor_token_id": anchor_token_id,
         "mask_token_id": mask_token_id,

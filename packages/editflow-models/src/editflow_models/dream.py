@@ -21,9 +21,9 @@ from pathlib import Path
 
 from transformers import Qwen2Config
 
-from editflow_models.a2d import DecoderArch
 from editflow_models.arch import SourceWeights, prefixed
 from editflow_models.checkpoint import read_json, read_safetensors
+from editflow_models.decoder import DecoderArch
 
 _QWEN2_FIELDS = (
     "vocab_size",

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from transformers import LlamaConfig
 
-from editflow_models.a2d import DecoderArch
 from editflow_models.arch import SourceWeights
 from editflow_models.checkpoint import read_json, read_safetensors
+from editflow_models.decoder import DecoderArch
 
 #: LLaDA config values that must hold for the block to be a Llama decoder layer.
 _REQUIRED = {

@@ -36,9 +36,9 @@ from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from editflow_models.a2d import check_bidirectional_attention
 from editflow_models.architectures import ARCHITECTURES
 from editflow_models.configuration import EditFlowConfig
+from editflow_models.decoder import check_bidirectional_attention
 from editflow_models.heads import TimeEmbedding, TokenHead
 
 

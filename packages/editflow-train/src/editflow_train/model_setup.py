@@ -35,7 +35,7 @@ def is_editflow_checkpoint(path: str) -> bool:
     The config is read as JSON: ``AutoConfig`` refuses LLaDA / Dream configs, whose classes ship
     as remote code.
     """
-    from editflow_models.convert import read_source_config, resolve_source
+    from editflow_models.checkpoint import read_source_config, resolve_source
 
     return read_source_config(resolve_source(path)).get("model_type") == "editflow"
 
