@@ -15,6 +15,7 @@ from torch import nn
 from transformers import PreTrainedConfig
 
 from editflow_models.heads import TokenHead
+from editflow_models.special_tokens import anchor_token_id
 
 
 @dataclass
@@ -41,9 +42,8 @@ class SourceWeights:
 
 def config_token_ids(config: PreTrainedConfig) -> dict[str, int | None]:
     """Anchor (BOS, else CLS), mask and pad ids as a source config states them."""
-    bos = getattr(config, "bos_token_id", None)
     return {
-        "anchor_token_id": bos if bos is not None else getattr(config, "cls_token_id", None),
+        "anchor_token_id": anchor_token_id(config),
         "mask_token_id": getattr(config, "mask_token_id", None),
         "pad_token_id": getattr(config, "pad_token_id", None),
     }

@@ -11,6 +11,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
+from editflow_models.special_tokens import anchor_token_id
+
 
 def read_json(path: Path) -> dict:
     """A JSON file as a dict; ValueError naming the file if it is missing."""
@@ -96,9 +98,8 @@ def tokenizer_ids(src: Path) -> dict[str, int | None]:
     tok = load_tokenizer(src)
     if tok is None:
         return {}
-    anchor = tok.bos_token_id if tok.bos_token_id is not None else tok.cls_token_id
     return {
-        "anchor_token_id": anchor,
+        "anchor_token_id": anchor_token_id(tok),
         "mask_token_id": tok.mask_token_id,
         "pad_token_id": tok.pad_token_id,
     }

@@ -32,6 +32,7 @@ from editflow_core import (
 
 from editflow_models.dtypes import resolve_dtype
 from editflow_models.prompting import eos_token_id, prefix_ids, render_chat
+from editflow_models.special_tokens import anchor_token_id, banned_token_ids
 
 
 @dataclass
@@ -155,9 +156,7 @@ def generation_setup(model: Any, tokenizer: Any) -> GenerationSetup:
         ValueError: the config has no anchor token and the tokenizer no BOS / CLS to use.
     """
     cfg = model.config
-    anchor = cfg.anchor_token_id
-    for candidate in (tokenizer.bos_token_id, tokenizer.cls_token_id):
-        anchor = candidate if anchor is None else anchor
+    anchor = cfg.anchor_token_id if cfg.anchor_token_id is not None else anchor_token_id(tokenizer)
     if anchor is None:
         raise ValueError(
             "the model config has no anchor_token_id and the tokenizer no BOS / CLS token"
@@ -176,7 +175,7 @@ def generation_setup(model: Any, tokenizer: Any) -> GenerationSetup:
         pad_token_id=pad,
         vocab_size=text.vocab_size,
         max_length=getattr(text, "max_position_embeddings", None) or 4096,
-        banned_token_ids=sorted({i for i in tokenizer.all_special_ids if i != eos}),
+        banned_token_ids=banned_token_ids(tokenizer, eos),
     )
 
 

@@ -23,6 +23,7 @@ from editflow_models import (
     load_model,
 )
 from editflow_models.dtypes import resolve_dtype
+from editflow_models.special_tokens import anchor_token_id
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from editflow_train.config import EditFlowTrainingArguments, ModelArguments
@@ -79,10 +80,8 @@ def load_tokenizer(
 
 
 def anchor_id(tokenizer: PreTrainedTokenizerBase) -> int:
-    """BOS, else CLS: the token at position 0 of every sequence."""
-    anchor = (
-        tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id
-    )
+    """BOS, else CLS (``editflow_models.special_tokens``): position 0 of every sequence."""
+    anchor = anchor_token_id(tokenizer)
     if anchor is None:
         raise ValueError("the tokenizer has neither a BOS nor a CLS token to use as the anchor")
     return anchor

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from editflow_core import make_scheduler, make_x0_sampler
 from editflow_models.prompting import eos_token_id, prefix_ids, render_chat
+from editflow_models.special_tokens import banned_token_ids
 from transformers import set_seed
 
 from editflow_train.chunking import pretraining_dataset
@@ -137,17 +138,7 @@ def train(
 
     with args.main_process_first(desc="tokenization"):
         train_ds, eval_ds = build_datasets(mode, data, tokenizer, anchor, eos, train_raw, test_raw)
-    special = [
-        i
-        for i in (
-            tokenizer.pad_token_id,
-            tokenizer.bos_token_id,
-            tokenizer.mask_token_id,
-            tokenizer.unk_token_id,
-            tokenizer.cls_token_id,
-        )
-        if i is not None
-    ]
+    special = banned_token_ids(tokenizer, eos)  # random x0 tokens: what sampling may draw
     scheduler = make_scheduler(config.scheduler)
     collator = EditFlowCollator(
         x0_sampler=make_x0_sampler(config.x0),
