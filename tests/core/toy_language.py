@@ -49,6 +49,11 @@ class SlotRates:
     sub: list[float]
     q_ins: list[dict[int, float]] = field(default_factory=list)
     q_sub: list[dict[int, float]] = field(default_factory=list)
+    #: E[#switched columns | x_t, t] by the reverse edit that undoes them: re-insert an x0 token
+    #: after the position, delete the (inserted) token, substitute it back to its x0 token
+    rins: list[float] = field(default_factory=list)
+    rdel: list[float] = field(default_factory=list)
+    rsub: list[float] = field(default_factory=list)
 
 
 class ToyPosterior:
@@ -69,8 +74,9 @@ class ToyPosterior:
         total, acc = self._enumerate(t)[tuple(x_t)]
         n = len(x_t) + 1
         out = SlotRates(
-            [0.0] * n, [0.0] * n, [0.0] * n, [{} for _ in range(n)], [{} for _ in range(n)]
-        )
+            [0.0] * n, [0.0] * n, [0.0] * n, [{} for _ in range(n)], [{} for _ in range(n)],
+            [0.0] * n, [0.0] * n, [0.0] * n,
+        )  # fmt: skip
         for (kind, pos, tok), w in acc.items():
             getattr(out, kind)[pos] += w / total
             if kind in ("ins", "sub"):
@@ -99,7 +105,14 @@ class ToyPosterior:
                     entry = found[x_t]
                     entry[0] += w
                     before = 0  # tokens of z_t before column j
-                    for a, b in zip(zt, z1):
+                    for a0, a, b in zip(z0, zt, z1):
+                        if a == b != a0:  # switched: undone backward in time
+                            if b is GAP:
+                                entry[1][("rins", before, None)] += w
+                            elif a0 is GAP:
+                                entry[1][("rdel", before + 1, None)] += w
+                            else:
+                                entry[1][("rsub", before + 1, None)] += w
                         if a != b:
                             if a is GAP:
                                 entry[1][("ins", before, b)] += w

@@ -6,7 +6,7 @@ sampler and a likelihood bound. Depends on torch and rapidfuzz only; never on tr
 
 from .alignment import BLANK, AlignedBatch, align, align_batch, couple_noise, strip_blanks
 from .likelihood import NLLBound, nll_bound
-from .loss import LossOutput, edit_flow_loss
+from .loss import LossOutput, edit_flow_loss, reverse_flow_loss
 from .path import PathSample, rate_mask, sample_path, sample_time
 from .protocol import DEL, INS, SUB, EditFlowModel, EditFlowOutput, RatesFirst, RatesFirstModel
 from .ragged import path_totals, select_rows, split_by_length
@@ -50,6 +50,7 @@ __all__ = [
     "parse_spec",
     "path_totals",
     "rate_mask",
+    "reverse_flow_loss",
     "sample_path",
     "sample_time",
     "sample_tokens",

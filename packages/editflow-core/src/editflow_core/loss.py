@@ -73,6 +73,26 @@ def _token_log_prob(logits: torch.Tensor, rows: torch.Tensor, tokens: torch.Tens
     return logits[rows, tokens].float() - lse[rows]
 
 
+def row_scale(
+    path: PathSample,
+    normalize: Normalize,
+    batch_totals: tuple[int, float] | None,
+    device: torch.device,
+) -> torch.Tensor:
+    """(B,) factor of each row's summed loss under ``normalize`` (see the module docstring),
+    with the batch's totals (rows, scored tokens) when ``path`` is one group of a batch."""
+    tokens = path.target_len.to(device).float().clamp_min(1.0)
+    B = path.x_t.shape[0]
+    rows_total, tokens_total = (B, float(tokens.sum())) if batch_totals is None else batch_totals
+    if normalize == "x1_length":
+        return 1.0 / (tokens * rows_total)
+    if normalize == "batch_tokens":
+        return torch.full_like(tokens, 1.0 / tokens_total)
+    if normalize == "none":
+        return torch.full_like(tokens, 1.0 / rows_total)
+    raise ValueError(f"normalize must be 'batch_tokens', 'none' or 'x1_length', got {normalize!r}")
+
+
 def edit_flow_loss(
     output: EditFlowOutput,
     path: PathSample,
@@ -129,18 +149,7 @@ def edit_flow_loss(
     edit = torch.zeros(B, device=device).index_add(0, eb, (log_rate + log_q) * w[eb])  # (B,)
 
     per_row = outflow - edit
-    tokens = path.target_len.to(device).float().clamp_min(1.0)
-    rows_total, tokens_total = (B, float(tokens.sum())) if batch_totals is None else batch_totals
-    if normalize == "x1_length":
-        scale = 1.0 / (tokens * rows_total)
-    elif normalize == "batch_tokens":
-        scale = torch.full_like(tokens, 1.0 / tokens_total)
-    elif normalize == "none":
-        scale = torch.full_like(tokens, 1.0 / rows_total)
-    else:
-        raise ValueError(
-            f"normalize must be 'batch_tokens', 'none' or 'x1_length', got {normalize!r}"
-        )
+    scale = row_scale(path, normalize, batch_totals, device)  # (B,)
     counts = torch.bincount(path.edit_op, minlength=3).tolist()
     return LossOutput(
         loss=(per_row * scale).sum(),
@@ -150,3 +159,43 @@ def edit_flow_loss(
         n_del=counts[DEL],
         n_sub=counts[SUB],
     )
+
+
+def reverse_flow_loss(
+    reverse_rates: torch.Tensor,
+    path: PathSample,
+    scheduler: Scheduler,
+    normalize: Normalize = "batch_tokens",
+    max_weight: float | None = DEFAULT_MAX_WEIGHT,
+    batch_totals: tuple[int, float] | None = None,
+) -> torch.Tensor:
+    """The same Bregman loss run backward in time, for reverse rates (self-correction).
+
+    For one row, with w_rev = kappa'(t) / kappa(t) (clamped at ``max_weight``; it diverges at
+    t = 0) and mu the (B, L, 3) reverse rates:
+
+        L_rev = w_rev * sum_{i, c allowed} mu[i, c] - w_rev * sum_{switched e} log mu_e
+
+    The switched columns are ``path.rev_*``; their tokens (x0's: a mask, a uniform draw) need no
+    model, so there is no token term. Its minimiser is E[#switched columns at each slot | x_t, t],
+    the rate at which the path, run backward, undoes them. Same normalisation as
+    ``edit_flow_loss``.
+
+    Returns:
+        The scalar loss.
+    """
+    B = path.x_t.shape[0]
+    if reverse_rates.shape != (*path.x_t.shape, 3):
+        raise ValueError(
+            f"reverse_rates must be (B, L, 3) = {(*path.x_t.shape, 3)}, got {tuple(reverse_rates.shape)}"
+        )
+    device = reverse_rates.device
+    w = scheduler.reverse_weight(path.t.to(device).double())
+    w = (w.clamp(max=max_weight) if max_weight is not None else w).float()  # (B,)
+    mu = reverse_rates.float()
+    outflow = (mu * path.rate_mask.to(device)).sum(dim=(1, 2)) * w  # (B,)
+    rb, rp, ro = (x.to(device) for x in (path.rev_batch, path.rev_pos, path.rev_op))
+    log_mu = torch.log(mu[rb, rp, ro].clamp_min(_LOG_EPS))
+    edit = torch.zeros(B, device=device).index_add(0, rb, log_mu * w[rb])
+    scale = row_scale(path, normalize, batch_totals, device)  # (B,)
+    return ((outflow - edit) * scale).sum()

@@ -21,7 +21,7 @@ Extension points: ``kappa`` may be given per column (localized paths, paper appe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -49,6 +49,10 @@ class PathSample:
         edit_row: (E,) long, index of each edit's position in ``ins_rows`` (insertions) or
             ``sub_rows`` (substitutions); -1 for deletions.
         target_len: (B,) long, the number of non-frozen tokens of x1 (for normalisation).
+        rev_batch, rev_pos, rev_op: (E_r,) long, the switched columns, as the edits that undo
+            them backward in time (reverse rates): INS after x_t position p (a deleted x0 token
+            comes back), DEL of position p (an inserted token goes), SUB of position p (back to
+            its x0 token). Their tokens are x0's, known from the x0 distribution.
     """
 
     x_t: torch.Tensor
@@ -64,6 +68,9 @@ class PathSample:
     edit_token: torch.Tensor
     edit_row: torch.Tensor
     target_len: torch.Tensor
+    rev_batch: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+    rev_pos: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+    rev_op: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
 
     def model_inputs(self) -> dict[str, torch.Tensor]:
         """The keyword arguments of the model protocol for this batch: x_t, its mask, t and the
@@ -170,6 +177,13 @@ def sample_path(
     row[is_ins], row[is_sub] = ins_inv, sub_inv
 
     target_len = (z1 != BLANK).sum(1) - frozen
+    # switched columns (z_t = z1 != z0) after the prefix, as reverse edits
+    rb, rc = ((zt == z1) & (z0 != z1) & (col >= frozen[:, None])).nonzero(as_tuple=True)
+    r_ins = z1[rb, rc] == BLANK  # a deleted x0 token: comes back after the token before it
+    r_del = z0[rb, rc] == BLANK  # an inserted token: goes
+    rev_op = torch.full_like(rb, SUB)
+    rev_op[r_ins], rev_op[r_del] = INS, DEL
+    rev_pos = before[rb, rc] - r_ins.long()
     return PathSample(
         x_t=x_t,
         attention_mask=attention_mask,
@@ -184,4 +198,7 @@ def sample_path(
         edit_token=z1[eb, ec],
         edit_row=row,
         target_len=target_len,
+        rev_batch=rb,
+        rev_pos=rev_pos,
+        rev_op=rev_op,
     )

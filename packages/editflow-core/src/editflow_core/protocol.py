@@ -47,11 +47,16 @@ class EditFlowOutput:
             token inserted right after position i.
         sub_logits: (B, L, V), or (N_sub, V) when ``sub_rows`` was given: logits of Q_sub, the
             token that replaces position i.
+        reverse_rates: (B, L, 3) or None: a model with reverse rates (self-correction) also
+            gives, per position, the normalised rates of undoing an edit backward in time:
+            re-inserting an x0 token after i, deleting an inserted token i, substituting i back
+            to its x0 token (weight kappa' / kappa instead of kappa' / (1 - kappa)).
     """
 
     rates: torch.Tensor
     ins_logits: torch.Tensor
     sub_logits: torch.Tensor
+    reverse_rates: torch.Tensor | None = None
 
 
 class EditFlowModel(Protocol):
@@ -75,10 +80,12 @@ class RatesFirst:
         rates: (B, L, 3) float, as in ``EditFlowOutput``.
         token_logits: ``(ins_rows, sub_rows) -> (ins_logits, sub_logits)``, flat row indices
             ``b * L + i`` (N_ins,), (N_sub,) -> logits (N_ins, V), (N_sub, V) from the same forward.
+        reverse_rates: (B, L, 3) or None, as in ``EditFlowOutput``.
     """
 
     rates: torch.Tensor
     token_logits: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    reverse_rates: torch.Tensor | None = None
 
     @classmethod
     def from_output(cls, out: EditFlowOutput) -> RatesFirst:
@@ -87,7 +94,7 @@ class RatesFirst:
         def token_logits(ins_rows: torch.Tensor, sub_rows: torch.Tensor):
             return out.ins_logits.flatten(0, 1)[ins_rows], out.sub_logits.flatten(0, 1)[sub_rows]
 
-        return cls(out.rates, token_logits)
+        return cls(out.rates, token_logits, out.reverse_rates)
 
 
 @runtime_checkable

@@ -62,6 +62,7 @@ def select_rows(path: PathSample, rows: torch.Tensor) -> PathSample:
         edit_row = torch.where(op == INS, ins_index[safe.clamp_max(len(ins_index) - 1)], edit_row)
     if len(sub_index):
         edit_row = torch.where(op == SUB, sub_index[safe.clamp_max(len(sub_index) - 1)], edit_row)
+    rev = new_row[path.rev_batch] >= 0
     return PathSample(
         x_t=path.x_t[rows, :Lg],
         attention_mask=path.attention_mask[rows, :Lg],
@@ -76,6 +77,9 @@ def select_rows(path: PathSample, rows: torch.Tensor) -> PathSample:
         edit_token=path.edit_token[edits],
         edit_row=edit_row,
         target_len=path.target_len[rows],
+        rev_batch=new_row[path.rev_batch[rev]],
+        rev_pos=path.rev_pos[rev],
+        rev_op=path.rev_op[rev],
     )
 
 

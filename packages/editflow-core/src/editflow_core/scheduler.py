@@ -77,6 +77,11 @@ class Scheduler:
         """w(t) = kappa'(t) / (1 - kappa(t)), elementwise, unclamped (inf at t = 1)."""
         return self.d_kappa(t) / self.one_minus_kappa(t)
 
+    def reverse_weight(self, t: torch.Tensor) -> torch.Tensor:
+        """kappa'(t) / kappa(t): the hazard, backward in time, of a switched column switching
+        back (inf at t = 0 for schedules with kappa(0) = 0)."""
+        return self.d_kappa(t) / self.kappa(t)
+
     def jump_fraction(self, t: torch.Tensor, t_next: torch.Tensor) -> torch.Tensor:
         """(kappa(t_next) - kappa(t)) / (1 - kappa(t)): the probability that a column pending
         at t switches by t_next; 1 at t_next = 1. Elementwise, t <= t_next <= 1, t < 1."""

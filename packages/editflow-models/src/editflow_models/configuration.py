@@ -57,6 +57,8 @@ class EditFlowConfig(PreTrainedConfig):
             pretrained models, on by default for models built from scratch).
         given_embedding: add a learned embedding of "this token is given" (anchor, prompt, any
             frozen token) to every input embedding, zero-initialised (off unless asked for).
+        reverse_rates: the rate head also predicts reverse rates (self-correction; trained with
+            ``editflow_core.reverse_flow_loss``).
         scheduler: kappa scheduler spec for ``editflow_core.make_scheduler`` ("cubic" is t^3).
         x0: source distribution spec for ``editflow_core.make_x0_sampler`` ("empty", "masks[length:64]").
         anchor_token_id: the token at position 0 of every sequence (BOS / CLS).
@@ -73,6 +75,7 @@ class EditFlowConfig(PreTrainedConfig):
     arch: str = "modernbert"
     time_conditioning: bool = False
     given_embedding: bool = False
+    reverse_rates: bool = False
     scheduler: str = "cubic"
     x0: str = "empty"
     anchor_token_id: int | None = None

@@ -86,6 +86,7 @@ def convert(
     pad_token_id: int | None = None,
     dtype: str | torch.dtype | None = None,
     given_embedding: bool = False,
+    reverse_rates: bool = False,
 ) -> ConversionReport:
     """Convert a pretrained masked LM, a2d / causal decoder, LLaDA or Dream into an Edit Flow model.
 
@@ -99,6 +100,7 @@ def convert(
             tokenizer or config.
         dtype: the saved weights' dtype: None / "auto" (the source's), "fp32", "bf16", "fp16".
         given_embedding: add a (zero-initialised) embedding of given (prompt / frozen) tokens.
+        reverse_rates: the new rate head also predicts reverse rates (self-correction).
 
     Returns:
         A ``ConversionReport`` (``str(report)`` is the human-readable summary).
@@ -126,6 +128,7 @@ def convert(
         arch=arch_name,
         time_conditioning=time_conditioning,
         given_embedding=given_embedding,
+        reverse_rates=reverse_rates,
         scheduler=scheduler,
         x0=x0,
         **ids,
@@ -144,7 +147,8 @@ def convert(
     )
     copied += [f"ins_head <- source LM head ({head_desc})", "sub_head <- source LM head (copy)"]
     H = weights.text_config.hidden_size
-    new = [f"rate_head: Linear({H}, 3) + softplus ({3 * H + 3} params)"]
+    outs = 6 if reverse_rates else 3
+    new = [f"rate_head: Linear({H}, {outs}) + softplus ({outs * (H + 1)} params)"]
     if given_embedding:
         new.append(f"given_embed: Embedding(2, {H}) (zero)")
     if time_conditioning:
@@ -203,6 +207,7 @@ def build_model_from_scratch(
     scheduler: str = "cubic",
     x0: str = "empty",
     given_embedding: bool = False,
+    reverse_rates: bool = False,
     **text_config_overrides,
 ) -> EditFlowModel:
     """A randomly initialised Edit Flow model (fp32) of the given family and size.
@@ -219,6 +224,7 @@ def build_model_from_scratch(
         mask_token_id / pad_token_id: special ids (stored in the config).
         scheduler / x0: spec strings stored in the config.
         given_embedding: add the (zero-initialised) embedding of given tokens.
+        reverse_rates: the rate head also predicts reverse rates (self-correction).
         **text_config_overrides: extra fields for the backbone config (e.g. ``local_attention``).
 
     Returns:
@@ -241,6 +247,7 @@ def build_model_from_scratch(
         arch=arch,
         time_conditioning=time_conditioning,
         given_embedding=given_embedding,
+        reverse_rates=reverse_rates,
         scheduler=scheduler,
         x0=x0,
         anchor_token_id=anchor_token_id,

@@ -50,11 +50,14 @@ class EditFlowModelOutput(ModelOutput):
         rates: (B, L, 3) non-negative rates (ins, del, sub) at every position.
         ins_logits: (B, L, V), or (N_ins, V) at ``ins_rows``: logits of the token inserted after i.
         sub_logits: (B, L, V), or (N_sub, V) at ``sub_rows``: logits of the token replacing i.
+        reverse_rates: (B, L, 3) reverse rates (re-insert, delete, substitute back) when
+            ``config.reverse_rates``, else None.
     """
 
     rates: torch.Tensor | None = None
     ins_logits: torch.Tensor | None = None
     sub_logits: torch.Tensor | None = None
+    reverse_rates: torch.Tensor | None = None
 
 
 class EditFlowModel(PreTrainedModel):
@@ -85,7 +88,8 @@ class EditFlowModel(PreTrainedModel):
         self.backbone = self.arch.build_backbone(text_config)
         self.ins_head = self.arch.build_token_head(text_config)
         self.sub_head = self.arch.build_token_head(text_config)
-        self.rate_head = nn.Linear(text_config.hidden_size, 3)
+        # (ins, del, sub) rates, then the reverse ones when the model predicts them
+        self.rate_head = nn.Linear(text_config.hidden_size, 6 if config.reverse_rates else 3)
         self.time_embed = (
             TimeEmbedding(text_config.hidden_size) if config.time_conditioning else None
         )
@@ -189,13 +193,14 @@ class EditFlowModel(PreTrainedModel):
             self.backbone, input_ids, inputs_embeds, attention_mask, position_ids
         )  # (B, L, H)
 
-        raw_rates = self.rate_head(hidden)  # (B, L, 3)
+        raw_rates = self.rate_head(hidden)  # (B, L, 3), or (B, L, 6) with reverse rates
         sub_hidden = hidden
         if self.arch.shifted:
             # state i - 1 predicts token i: del / sub at i read row i - 1 (row 0 reads itself)
             sub_hidden = torch.cat([hidden[:, :1], hidden[:, :-1]], dim=1)  # (B, L, H)
-            prev = torch.cat([raw_rates[:, :1], raw_rates[:, :-1]], dim=1)  # (B, L, 3)
-            raw_rates = torch.cat([raw_rates[..., :1], prev[..., 1:]], dim=-1)
+            prev = torch.cat([raw_rates[:, :1], raw_rates[:, :-1]], dim=1)
+            token_op = torch.tensor([0, 1, 1, 0, 1, 1][: raw_rates.shape[-1]], dtype=torch.bool)
+            raw_rates = torch.where(token_op.to(raw_rates.device), prev, raw_rates)
         return F.softplus(raw_rates), hidden, sub_hidden
 
     def forward(
@@ -224,7 +229,12 @@ class EditFlowModel(PreTrainedModel):
         rates, hidden, sub_hidden = self._states(input_ids, attention_mask, t, given)
         ins_logits = self._token_logits(self.ins_head, hidden, ins_rows)
         sub_logits = self._token_logits(self.sub_head, sub_hidden, sub_rows)
-        return EditFlowModelOutput(rates=rates, ins_logits=ins_logits, sub_logits=sub_logits)
+        return EditFlowModelOutput(
+            rates=rates[..., :3],
+            ins_logits=ins_logits,
+            sub_logits=sub_logits,
+            reverse_rates=rates[..., 3:] if rates.shape[-1] == 6 else None,
+        )
 
     def forward_rates(
         self,
@@ -239,7 +249,9 @@ class EditFlowModel(PreTrainedModel):
             ``RatesFirst`` with rates (B, L, 3) and ``token_logits(ins_rows, sub_rows)`` that runs
             the token heads on the kept states of this pass at flat rows (N,) -> (N, V).
         """
-        rates, hidden, sub_hidden = self._states(input_ids, attention_mask, t, given)
+        all_rates, hidden, sub_hidden = self._states(input_ids, attention_mask, t, given)
+        rates = all_rates[..., :3]
+        reverse = all_rates[..., 3:] if all_rates.shape[-1] == 6 else None
 
         def token_logits(
             ins_rows: torch.Tensor, sub_rows: torch.Tensor
@@ -249,7 +261,7 @@ class EditFlowModel(PreTrainedModel):
                 self._token_logits(self.sub_head, sub_hidden, sub_rows),
             )
 
-        return RatesFirst(rates, token_logits)
+        return RatesFirst(rates, token_logits, reverse)
 
     @staticmethod
     def _token_logits(

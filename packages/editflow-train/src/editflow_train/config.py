@@ -68,6 +68,13 @@ class ModelArguments:
             "guidance compare runs with and without it."
         ),
     )
+    reverse_rates: bool = field(
+        default=False,
+        **_help(
+            "From scratch / conversion: the rate head also predicts reverse rates, trained with "
+            "the same loss backward in time (self-correction)."
+        ),
+    )
     dtype: Literal["auto", "fp32", "bf16", "fp16"] = field(
         default="auto",
         **_help(

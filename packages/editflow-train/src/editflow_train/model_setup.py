@@ -60,6 +60,7 @@ def source_checkpoint(model_args: ModelArguments, args: EditFlowTrainingArgument
                 x0=args.x0_sampler or "empty",
                 time_conditioning=model_args.time_conditioning,
                 given_embedding=model_args.given_embedding,
+                reverse_rates=model_args.reverse_rates,
             )
     return str(out)
 
@@ -109,6 +110,7 @@ def load_or_build_model(
             max_position_embeddings=model_args.max_position_embeddings,
             time_conditioning=model_args.time_conditioning,
             given_embedding=model_args.given_embedding,
+            reverse_rates=model_args.reverse_rates,
             mask_token_id=tokenizer.mask_token_id,
             pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
             scheduler=args.scheduler or "cubic",

@@ -28,7 +28,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-from editflow_core import PathSample, Scheduler, edit_flow_loss
+from editflow_core import PathSample, Scheduler, edit_flow_loss, reverse_flow_loss
 from transformers import Trainer, TrainerCallback
 
 COMPLETE = "COMPLETE"
@@ -114,6 +114,13 @@ class EditFlowTrainer(Trainer):
             )
             # keep both token heads in the graph even when a batch has no edit of their kind
             loss = loss + parts.loss + 0.0 * (out.ins_logits.sum() + out.sub_logits.sum())
+            reverse = getattr(out, "reverse_rates", None)
+            if reverse is not None:  # self-correction: the same loss backward in time
+                rev = reverse_flow_loss(
+                    reverse, path, self.kappa, self.normalize, self.max_weight, totals
+                )
+                loss = loss + rev
+                sums["reverse"] += float(rev)
             sums["outflow"] += float(parts.outflow)
             sums["edit"] += float(parts.edit)
             sums["n_ins"] += parts.n_ins
@@ -171,6 +178,8 @@ class EditFlowTrainer(Trainer):
             logs[f"{prefix}edit_term"] = round(sums["edit"] / n, 4)
             for key in ("n_ins", "n_del", "n_sub"):
                 logs[f"{prefix}{key}"] = round(sums[key] / n, 1)
+            if "reverse" in sums:
+                logs[f"{prefix}reverse_loss"] = round(sums["reverse"] / n, 4)
             if split == "train":
                 now = time.perf_counter()
                 logs["tokens_per_second"] = round(sums["tokens"] / (now - self._window_start), 1)
