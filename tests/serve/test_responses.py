@@ -211,3 +211,26 @@ def test_sdk_responses_messages_and_errors(live):
     with pytest.raises(openai.BadRequestError) as err:
         c.responses.create(model=MODEL_NAME, input="Hi", previous_response_id="resp_x")
     assert err.value.body["param"] == "previous_response_id"
+
+
+def own_schema_errors(app, instance) -> list[str]:
+    """Violations of the 200 JSON schema our own OpenAPI document gives ``POST /v1/responses``."""
+    from jsonschema import Draft202012Validator
+
+    doc = app.openapi()
+    ok = doc["paths"][URL]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    validator = Draft202012Validator({**ok, "components": doc["components"]})
+    return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(instance)]
+
+
+def test_openapi_document_describes_the_response(fake_engine):
+    c = client(fake_engine)
+    ok = c.app.openapi()["paths"][URL]["post"]["responses"]["200"]["content"]
+    assert ok["application/json"]["schema"] == {"$ref": "#/components/schemas/ResponseObject"}
+    assert "text/event-stream" in ok
+    out = c.post(URL, json={"input": "Hi", "user": "u1", "metadata": {"a": "b"}}).json()
+    assert own_schema_errors(c.app, out) == []
+    # the schema is not vacuous: a wrong status, a missing field and a stray type all fail
+    assert own_schema_errors(c.app, {**out, "status": "done"})
+    assert own_schema_errors(c.app, {k: v for k, v in out.items() if k != "output"})
+    assert own_schema_errors(c.app, {**out, "output": [{"type": "message"}]})

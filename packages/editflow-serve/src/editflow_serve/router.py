@@ -16,6 +16,7 @@ from .protocol import (
     ErrorResponse,
     ModelCard,
     ModelList,
+    ResponseObject,
     ResponsesRequest,
 )
 from .serving import OpenAIServing
@@ -77,7 +78,7 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
     return _answer(await serving(request).completions(body, request.is_disconnected))
 
 
-@api.post("/responses", responses=_sse_doc(_EVENTS))
+@api.post("/responses", response_model=ResponseObject, responses=_sse_doc(_EVENTS))
 async def responses(body: ResponsesRequest, request: Request) -> Response:
     """OpenAI Responses, text in and out (streaming with ``stream: true``); nothing is stored."""
     return _answer(await serving(request).responses(body, request.is_disconnected))
