@@ -137,12 +137,15 @@ class OracleModel:
 
     time_conditioned = True
 
+    has_reverse_rates = True  # the exact reverse rates too, for the sampler's corrector
+
     def __init__(self, posterior: ToyPosterior, vocab: int):
         self.posterior, self.vocab = posterior, vocab
 
     def __call__(self, input_ids, attention_mask, t, ins_rows=None, sub_rows=None):
         B, L = input_ids.shape
         rates = torch.zeros(B, L, 3, dtype=torch.float64)
+        reverse = torch.zeros(B, L, 3, dtype=torch.float64)
         ins = torch.full((B, L, self.vocab), -1e4, dtype=torch.float64)
         sub = ins.clone()
         for b in range(B):
@@ -154,6 +157,7 @@ class OracleModel:
                 continue
             for i in range(n):
                 rates[b, i] = torch.tensor([r.ins[i], r.dele[i], r.sub[i]])
+                reverse[b, i] = torch.tensor([r.rins[i], r.rdel[i], r.rsub[i]])
                 for q, logits in ((r.q_ins[i], ins), (r.q_sub[i], sub)):
                     for tok, p in q.items():
                         logits[b, i, tok] = math.log(p)
@@ -162,4 +166,4 @@ class OracleModel:
             ins_l = ins_l.flatten(0, 1)[ins_rows]
         if sub_rows is not None:
             sub_l = sub_l.flatten(0, 1)[sub_rows]
-        return EditFlowOutput(rates.float(), ins_l, sub_l)
+        return EditFlowOutput(rates.float(), ins_l, sub_l, reverse.float())

@@ -42,6 +42,7 @@ from typing import Any
 
 import torch
 
+from .corrector import allowed_reverse, corrector_grid, x0_tokens
 from .guidance import guided_forward
 from .leap import apply_edits, fire_edits, row_edits
 from .path import rate_mask
@@ -67,6 +68,8 @@ class _Row:
     trace: list[TraceStep] | None = None
     times: list[float] = field(default_factory=list)  # t_0 = 0 < ... < t_steps = 1
     fractions: list[float] = field(default_factory=list)  # jump fraction of each step
+    rev_fractions: list[float] = field(default_factory=list)  # corrector: back to t_k+1
+    t_over: list[float] = field(default_factory=list)  # corrector: where the forward leap ends
 
     @property
     def t(self) -> float:
@@ -120,6 +123,8 @@ class BatchSampler:
         max_tokens_per_forward: > 0: run a step's forward as a few forwards over rows of
             similar length (``editflow_core.ragged.group_rows``), each at most this many padded
             tokens, instead of one padded to the longest row (0: off). Same samples.
+        x0_kind, mask_token_id, vocab_size: the model's x0 distribution ("empty", "masks",
+            "uniform"), for the tokens the corrector puts back (``SamplingParams.correction``).
     """
 
     def __init__(
@@ -135,6 +140,9 @@ class BatchSampler:
         device: torch.device | str | None = None,
         time_grid: str = "kappa",
         max_tokens_per_forward: int = 0,
+        x0_kind: str = "empty",
+        mask_token_id: int | None = None,
+        vocab_size: int | None = None,
     ) -> None:
         if max_tokens_per_forward < 0:
             raise ValueError(f"max_tokens_per_forward must be >= 0, got {max_tokens_per_forward}")
@@ -159,6 +167,12 @@ class BatchSampler:
         self._cache = RowCache(self.device)
         self._rates_first = isinstance(model, RatesFirstModel)
         self._uses_given = bool(getattr(model, "uses_given", False))
+        self._has_reverse = bool(getattr(model, "has_reverse_rates", False))
+        self.x0_kind, self.mask_token_id = x0_kind, mask_token_id
+        banned = set(banned_token_ids)
+        self._x0_vocab = torch.tensor(
+            [i for i in range(vocab_size or 0) if i not in banned], dtype=torch.long
+        )
         self.forward_passes = 0
         self.last_step_edits = 0  # edits applied in the last step, all sequences together
 
@@ -189,11 +203,29 @@ class BatchSampler:
         gen = torch.Generator()
         gen.manual_seed(params.seed if params.seed is not None else int(torch.randint(2**62, (1,))))
         times, fractions = step_grid(self.scheduler, params.steps, self.time_grid)
+        rev_fractions, t_over = [], []
+        if params.correction > 0:
+            self._check_correction()
+            fractions, rev_fractions, t_over = corrector_grid(
+                self.scheduler, times, params.correction
+            )
         row = _Row(
             key, params, gen, len(prefix), trace=[] if params.trace else None,
-            times=times, fractions=fractions,
+            times=times, fractions=fractions, rev_fractions=rev_fractions, t_over=t_over,
         )  # fmt: skip
         self.pending.append((row, tokens))
+
+    def _check_correction(self) -> None:
+        """Raise ValueError when this sampler cannot correct (see ``SamplingParams.correction``)."""
+        if not self._has_reverse:
+            raise ValueError(
+                "sampling parameter correction needs a model with reverse rates "
+                "(train one with reverse_rates: true); this model has none"
+            )
+        if self.x0_kind == "uniform" and len(self._x0_vocab) == 0:
+            raise ValueError("correction with x0 = uniform needs the sampler's vocab_size")
+        if self.x0_kind == "masks" and self.mask_token_id is None:
+            raise ValueError("correction with x0 = masks needs the sampler's mask_token_id")
 
     def cancel(self, key: Any) -> bool:
         """Drop the sequence with this key (queued or running); True if it was found."""
@@ -301,6 +333,7 @@ class BatchSampler:
         t = torch.tensor([r.t for r in self.rows], dtype=torch.float32, device=self.device)  # (B,)
         self._forward(mask, t)
         self._leap(mask, t)
+        self._correct()
         return self._retire()
 
     def _forward(self, mask: torch.Tensor, t: torch.Tensor) -> None:
@@ -434,13 +467,45 @@ class BatchSampler:
             new_ids, self.lengths, ins, dele, ins_tok, self.pad_token_id
         )
 
-    def _record(self, counts, ins, dele, sub, ins_tok, new_ids, capped) -> None:
+    def _correct(self) -> None:
+        """The corrector's backward leap (``editflow_core.corrector``) for the rows whose step
+        just taken has one: a forward at t' for reverse rates, undo edits back to t_k+1."""
+        frac = [r.rev_fractions[r.step - 1] if r.rev_fractions else 0.0 for r in self.rows]
+        if not any(f > 0 for f in frac):
+            return
+        B, L = self.ids.shape
+        mask = torch.arange(L, device=self.device)[None] < self.lengths[:, None]
+        t_over = [r.t_over[r.step - 1] if r.t_over else r.t for r in self.rows]
+        out = self._call(self.ids, mask, torch.tensor(t_over, device=self.device), self._frozen)
+        if out.reverse_rates is None:
+            raise ValueError("correction needs reverse rates, and the model returned none")
+        self.forward_passes += 1
+        for r, f in zip(self.rows, frac):
+            r.forward_passes += f > 0
+        mu = allowed_reverse(out.reverse_rates.float(), rate_mask(mask, self._frozen), self.x0_kind)
+        u = self._uniforms(L)
+        f = torch.tensor(frac, dtype=torch.float32, device=self.device)[:, None]
+        ins, dele, sub, capped = fire_edits(mu, f, u, self._caps - self.lengths)
+        counts = torch.stack([ins.sum(1), dele.sum(1), sub.sum(1)], 1).tolist()
+        if not any(map(any, counts)):
+            return
+        self._cache.stale = [a or any(c) for a, c in zip(self._cache.stale, counts)]
+        new_ids = self.ids.clone()
+        sb, si = sub.nonzero(as_tuple=True)
+        new_ids[sb, si] = x0_tokens(u[4, sb, si], self.x0_kind, self.mask_token_id, self._x0_vocab)
+        ins_tok = x0_tokens(u[3], self.x0_kind, self.mask_token_id, self._x0_vocab)[..., None]
+        self._record(counts, ins, dele, sub, ins_tok, new_ids, capped, advance=False)
+        self.ids, self.lengths = apply_edits(
+            new_ids, self.lengths, ins, dele, ins_tok, self.pad_token_id
+        )
+
+    def _record(self, counts, ins, dele, sub, ins_tok, new_ids, capped, advance=True) -> None:
         """Per-row books after a step (counts: (B, 3) edits per row and type, as lists): edit
-        counts, idle streak, cap flag, trace, step."""
-        self.last_step_edits = sum(map(sum, counts))
+        counts, idle streak, cap flag, trace, step (not advanced by a corrector leap)."""
+        self.last_step_edits = sum(map(sum, counts)) + (0 if advance else self.last_step_edits)
         capped = capped.tolist()
         for b, r in enumerate(self.rows):
-            if r.trace is not None:
+            if r.trace is not None and (advance or sum(counts[b])):
                 edits = []
                 if sum(counts[b]):
                     added = [toks[:n] for toks, n in zip(ins_tok[b].tolist(), ins[b].tolist())]
@@ -448,11 +513,15 @@ class BatchSampler:
                         self.ids[b].tolist(), new_ids[b].tolist(), added,
                         dele[b].tolist(), sub[b].tolist(),
                     )  # fmt: skip
-                r.trace.append(TraceStep(r.step, r.t, edits))
+                t = r.t if advance else r.t_over[r.step - 1]
+                r.trace.append(TraceStep(r.step if advance else r.step - 1, t, edits))
             r.counts = [a + c for a, c in zip(r.counts, counts[b])]
-            r.idle = 0 if sum(counts[b]) else r.idle + 1
+            if advance:
+                r.idle = 0 if sum(counts[b]) else r.idle + 1
+            elif sum(counts[b]):
+                r.idle = 0
             r.capped |= capped[b]
-            r.step += 1
+            r.step += advance
 
     def _done(self, r: _Row) -> bool:
         p = r.params

@@ -28,6 +28,9 @@ class SamplingParams:
         idle_stop_after: see ``idle_stop_steps``.
         guidance_scale: classifier-free guidance g >= 0 for a sequence with a prompt
             (``editflow_core.guidance``); 0 (default) is the plain sampler.
+        correction: corrector strength c >= 0 (``editflow_core.corrector``: each step goes
+            forward to t + h (1 + a_t), a_t = c t (1 - t), then back with reverse rates; needs
+            a model with reverse rates; one more forward per corrected step); 0: off.
     """
 
     steps: int = 64
@@ -40,6 +43,7 @@ class SamplingParams:
     idle_stop_steps: int = 0
     idle_stop_after: float = 0.9
     guidance_scale: float = 0.0
+    correction: float = 0.0
 
     def validate(self) -> None:
         """Raise ValueError naming the first invalid field."""
@@ -58,6 +62,11 @@ class SamplingParams:
             (
                 "guidance_scale",
                 math.isfinite(self.guidance_scale) and self.guidance_scale >= 0,
+                "a number >= 0",
+            ),
+            (
+                "correction",
+                math.isfinite(self.correction) and self.correction >= 0,
                 "a number >= 0",
             ),
         ]

@@ -75,6 +75,9 @@ class GenerationSetup:
             banned_token_ids=self.banned_token_ids,
             device=device if device is not None else getattr(self.model, "device", "cpu"),
             max_tokens_per_forward=max_tokens_per_forward,
+            x0_kind=self.x0.kind,
+            mask_token_id=self.mask_token_id,
+            vocab_size=self.vocab_size,
         )
 
     def draw_x0(self, generator: torch.Generator | None = None) -> list[int]:

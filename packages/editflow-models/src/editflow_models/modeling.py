@@ -99,6 +99,11 @@ class EditFlowModel(PreTrainedModel):
         self.post_init()
 
     @property
+    def has_reverse_rates(self) -> bool:
+        """Whether the outputs carry reverse rates (the sampler's corrector needs them)."""
+        return bool(self.config.reverse_rates)
+
+    @property
     def uses_given(self) -> bool:
         """Whether the forward reads ``given`` (which tokens are anchor / prompt / frozen)."""
         return self.given_embed is not None
