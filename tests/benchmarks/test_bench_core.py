@@ -17,4 +17,5 @@ def test_core_benchmark_rows_at_tiny_sizes():
     ]
     assert len(rows) == 7 and all(len(r) == 4 for r in rows)
     ratios = [float(r[3].split("x")[0].replace(",", "")) for r in rows if "x" in r[3]]
-    assert len(ratios) == 4 and all(x > 0 for x in ratios)  # align, 2 samplers, forward
+    # no timings judged (a loaded machine can round a ratio to 0.0): only that all four print
+    assert len(ratios) == 4 and all(x >= 0 for x in ratios)  # align, 2 samplers, forward
