@@ -1,6 +1,7 @@
 """Benchmark editflow-serve with concurrent OpenAI-client requests.
 
     uv run python benchmarks/bench_serve.py [--steps 32] [--max-tokens 32] [--url URL]
+    uv run --package editflow-serve --extra ray python benchmarks/bench_serve.py --replicas 2
 
 Starts a server (``--model``; default the quickstart checkpoint ``runs/quickstart/checkpoint-final``
 when it exists, else a tiny random model made on the spot; ``--model tiny`` forces it; it says which) unless ``--url`` points at a running
@@ -101,6 +102,8 @@ def start_server(args: argparse.Namespace, model: Path) -> tuple[subprocess.Pope
     ]
     if args.torch_threads:
         cmd += ["--torch-threads", str(args.torch_threads)]
+    if getattr(args, "replicas", 0):
+        cmd += ["--replicas", str(args.replicas)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
@@ -222,6 +225,9 @@ def main() -> None:
         "--torch-threads", type=int, help="engine threads (default: the server's, torch's default)"
     )
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--replicas", type=int, default=0, help="serve N Ray Serve replicas (needs the ray extra)"
+    )
     p.add_argument("--ragged", action="store_true", help="padded vs ragged running batch only")
     args = p.parse_args()
     if args.ragged:
@@ -238,6 +244,7 @@ def main() -> None:
         print(
             f"model: {what}; {args.steps} steps, max_tokens {args.max_tokens}, chat completions, "
             f"engine threads: {threads}"
+            + (f", {args.replicas} Ray Serve replicas" if args.replicas else "")
         )
         rows = asyncio.run(bench(url, args))
     finally:

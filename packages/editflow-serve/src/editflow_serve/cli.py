@@ -67,6 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     a("--max-body-bytes", type=int, default=1 << 20, help="request body cap (413 beyond)")
     a("--cors-origins", default="*", help="comma-separated allowed origins")
     a("--log-level", default="info")
+    a(
+        "--replicas",
+        type=int,
+        default=0,
+        help="serve N replicas on Ray Serve, each an engine with its own batch (needs the ray "
+        "extra); 0: one process, no Ray",
+    )
+    a("--min-replicas", type=int, default=1, help="with --max-replicas: autoscaling floor")
+    a("--max-replicas", type=int, default=0, help="autoscale replicas on Ray Serve up to N")
+    a("--replica-cpus", type=float, default=1.0, help="CPUs Ray reserves for each replica")
     return p
 
 
@@ -82,6 +92,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"{pre.config}: unknown keys {bad}")
         parser.set_defaults(**{k.replace("-", "_"): v for k, v in data.items()})
     args = parser.parse_args(argv)
+    if args.replicas < 0 or args.max_replicas < 0 or not 0 < args.min_replicas:
+        parser.error("--replicas, --max-replicas must be >= 0 and --min-replicas >= 1")
+    if args.max_replicas and (args.replicas or args.min_replicas > args.max_replicas):
+        parser.error("give --replicas or --min/--max-replicas, with min <= max")
     if args.max_tokens_per_forward is not None and args.max_tokens_per_forward < 0:
         parser.error(f"--max-tokens-per-forward must be >= 0, got {args.max_tokens_per_forward}")
     return args
@@ -146,6 +160,10 @@ def main(argv: list[str] | None = None) -> None:
     from .request_id import RequestIdFilter
 
     args = parse_args(argv)
+    if args.replicas or args.max_replicas:
+        from .ray_serve import run
+
+        return run(args)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s",
