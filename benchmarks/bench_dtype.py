@@ -121,7 +121,7 @@ def peak_mb() -> float:
 def sample_child(folder: str, dtype: str, threads: int) -> None:
     """One sampling run in this process; prints JSON (seconds, peak MB above the load)."""
     from editflow_core import SamplingParams
-    from editflow_models.generation import load_generation_setup
+    from editflow_models import load_generation_setup
 
     torch.set_num_threads(threads)
     setup = load_generation_setup(folder, dtype=dtype)

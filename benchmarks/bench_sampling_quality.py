@@ -135,7 +135,7 @@ def quickstart_rows(n: int, steps_list) -> list[str]:
     folder = ROOT / "runs" / "quickstart" / "checkpoint-final"
     if not (folder / "config.json").is_file():
         return []
-    from editflow_models.generation import load_generation_setup
+    from editflow_models import load_generation_setup
 
     setup = load_generation_setup(folder)
     vocab = set(re.findall(r"[A-Za-z']+", (ROOT / "data" / "tiny-shakespeare.txt").read_text()))
@@ -158,7 +158,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     import transformers
-    from editflow_models.generation import load_generation_setup
+    from editflow_models import load_generation_setup
 
     transformers.utils.logging.disable_progress_bar()
 

@@ -59,7 +59,7 @@ def pick_model(args: argparse.Namespace) -> tuple[Path, str]:
 def forward_bound(model_dir: Path, args: argparse.Namespace) -> tuple[float, float, float]:
     """(T(1) ms, T(16) ms, 16 T(1) / T(16)): the model's forward alone on a request's shape."""
     import torch
-    from editflow_models.generation import load_generation_setup
+    from editflow_models import load_generation_setup
 
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)

@@ -220,7 +220,7 @@ def saved_model(size: Size, tmp: Path) -> Path:
 def sampler_rows(size: Size, folder: Path) -> list[dict]:
     """Section 3: forward passes per second at batch 1, 16, 64."""
     from editflow_core import SamplingParams
-    from editflow_models.generation import load_generation_setup
+    from editflow_models import load_generation_setup
 
     dtype = "bf16" if size.device == "cuda" else "fp32"
     setup = load_generation_setup(folder, device=size.device, dtype=dtype)

@@ -96,7 +96,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_records(args: argparse.Namespace, setup) -> list[dict]:
     """The tokenized sequences to score, chunked as editflow-train chunks them."""
-    from editflow_models.prompting import eos_token_id
+    from editflow_models import eos_token_id
     from editflow_train.chunking import pretraining_dataset
     from editflow_train.sft_records import sft_dataset
     from editflow_train.sources import load_dataset_spec
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     folder = resolve_model(args.model)
     import datasets
     import transformers
-    from editflow_models.generation import load_generation_setup
+    from editflow_models import load_generation_setup
     from editflow_train.evaluation import format_bound, heldout_bound
 
     datasets.disable_progress_bars()  # one bar of our own, on stderr

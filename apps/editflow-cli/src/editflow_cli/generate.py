@@ -99,7 +99,7 @@ def resolve_model(path: Path | None) -> Path:
 
 def load(path: Path | None, dtype: str = "auto"):
     """Load a checkpoint for generation (lazy import: transformers is slow to import)."""
-    from editflow_models.generation import load_generation_setup
+    from editflow_models import load_generation_setup
 
     return load_generation_setup(resolve_model(path), dtype=dtype)
 

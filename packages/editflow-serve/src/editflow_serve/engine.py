@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 from editflow_core import BatchSampler, GenerationResult, SamplingParams, TraceStep
-from editflow_models.generation import GenerationSetup
+from editflow_models import GenerationSetup
 
 from .metrics import Metrics
 
@@ -84,7 +84,7 @@ class _Pending:
 def load_model(path: str | Path, device: str = "cpu", dtype: str = "auto") -> GenerationSetup:
     """Load an Edit Flow checkpoint and its tokenizer for serving (in the engine thread);
     ``dtype``: "auto" (as saved), "fp32", "bf16" or "fp16"."""
-    from editflow_models.generation import load_generation_setup
+    from editflow_models import load_generation_setup
 
     return load_generation_setup(path, device, dtype)
 

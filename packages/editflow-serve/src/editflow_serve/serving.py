@@ -42,8 +42,7 @@ from typing import Any
 
 import torch
 from editflow_core import GenerationResult, SamplingParams, TraceStep, X0Sampler, make_x0_sampler
-from editflow_models.generation import GenerationSetup
-from editflow_models.prompting import prefix_ids, render_chat
+from editflow_models import GenerationSetup, prefix_ids, render_chat
 
 from .engine import EngineError, SeqRequest
 from .protocol import ChatCompletionRequest, CompletionRequest, ResponsesRequest

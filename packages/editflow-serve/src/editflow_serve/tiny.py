@@ -21,7 +21,7 @@ _CORPUS = [
 
 def make_tiny_tokenizer():
     """A byte-level BPE ``PreTrainedTokenizerFast`` of a few hundred tokens."""
-    from editflow_models.tokenizer import train_bpe_tokenizer
+    from editflow_models import train_bpe_tokenizer
 
     return train_bpe_tokenizer(_CORPUS, 320)
 

@@ -17,13 +17,13 @@ from pathlib import Path
 
 from editflow_models import (
     EditFlowModel,
+    anchor_token_id,
     apply_lora,
     build_model_from_scratch,
     convert,
     load_model,
+    resolve_dtype,
 )
-from editflow_models.dtypes import resolve_dtype
-from editflow_models.special_tokens import anchor_token_id
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from editflow_train.config import EditFlowTrainingArguments, ModelArguments
@@ -36,7 +36,7 @@ def is_editflow_checkpoint(path: str) -> bool:
     The config is read as JSON: ``AutoConfig`` refuses LLaDA / Dream configs, whose classes ship
     as remote code.
     """
-    from editflow_models.checkpoint import read_source_config, resolve_source
+    from editflow_models import read_source_config, resolve_source
 
     return read_source_config(resolve_source(path)).get("model_type") == "editflow"
 

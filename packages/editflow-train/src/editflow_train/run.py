@@ -10,8 +10,7 @@ from pathlib import Path
 
 import torch
 from editflow_core import make_scheduler, make_x0_sampler
-from editflow_models.prompting import eos_token_id, prefix_ids, render_chat
-from editflow_models.special_tokens import banned_token_ids
+from editflow_models import banned_token_ids, eos_token_id, prefix_ids, render_chat
 from transformers import set_seed
 
 from editflow_train.chunking import pretraining_dataset
@@ -217,7 +216,7 @@ def train(
 
 def report_bound(trainer, final, tokenizer, eval_ds, args) -> dict:
     """Print the held-out likelihood bound of the final model; returns it for summary.json."""
-    from editflow_models.generation import generation_setup
+    from editflow_models import generation_setup
 
     from editflow_train.evaluation import format_bound, heldout_bound
 

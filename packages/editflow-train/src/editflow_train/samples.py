@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 from editflow_core import SamplingParams
-from editflow_models.generation import generation_setup
+from editflow_models import generation_setup
 from transformers import PreTrainedTokenizerBase
 
 WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 
 from datasets import Dataset, IterableDataset
-from editflow_models.prompting import encode_text, render_chat
+from editflow_models import encode_text, render_chat
 from transformers import PreTrainedTokenizerBase
 
 from editflow_train.chunking import column_names

@@ -16,7 +16,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from editflow_models.tokenizer import train_bpe_tokenizer
+from editflow_models import train_bpe_tokenizer
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 

@@ -148,7 +148,7 @@ class EditFlowTrainer(Trainer):
         samples = getattr(self.args, "nll_bound_samples", 0)
         if samples <= 0 or dataset is None:
             return {}
-        from editflow_models.generation import generation_setup
+        from editflow_models import generation_setup
 
         from editflow_train.distributed import params_sharded
         from editflow_train.evaluation import heldout_bound
