@@ -53,14 +53,10 @@ def tokenizer():
 
 
 def model(tok, dtype: torch.dtype = torch.float32):
-    from editflow_models import build_model_from_scratch
+    """The quickstart-shape model of bench_train.py, x0 = masks[length:64], in ``dtype``."""
+    from bench_train import quickstart_model
 
-    torch.manual_seed(0)
-    return build_model_from_scratch(
-        "modernbert", vocab_size=len(tok), anchor_token_id=1, hidden_size=128, num_layers=4,
-        num_heads=4, intermediate_size=256, max_position_embeddings=512,
-        mask_token_id=tok.mask_token_id, pad_token_id=0, x0="masks[length:64]",
-    ).to(dtype)  # fmt: skip
+    return quickstart_model(tok, "masks[length:64]").to(dtype)
 
 
 def training(opts) -> dict[str, float]:

@@ -219,22 +219,6 @@ def main() -> None:
         vocab_size=len(tok),
     )
 
-    def model():
-        torch.manual_seed(0)
-        return build_model_from_scratch(
-            "modernbert",
-            vocab_size=len(tok),
-            anchor_token_id=1,
-            hidden_size=128,
-            num_layers=4,
-            num_heads=4,
-            intermediate_size=256,
-            max_position_embeddings=512,
-            mask_token_id=tok.mask_token_id,
-            pad_token_id=0,
-            x0=spec,
-        )
-
     n = (opts.steps + 2) * opts.batch_size
     ours_loader = DataLoader(
         ds,
@@ -244,12 +228,12 @@ def main() -> None:
         num_workers=1,
         persistent_workers=True,
     )
-    ours = timed_steps(model(), ours_loader, opts.steps, scheduler)
+    ours = timed_steps(quickstart_model(tok, spec), ours_loader, opts.steps, scheduler)
     raw_loader = DataLoader(
         ds.select(range(min(n, len(ds)))), batch_size=opts.batch_size, shuffle=True, collate_fn=list
     )
     base = timed_steps(
-        model(),
+        quickstart_model(tok, spec),
         raw_loader,
         opts.steps,
         scheduler,

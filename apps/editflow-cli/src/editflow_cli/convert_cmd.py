@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from editflow_cli.generate import DTYPES
+
 CONVERT_EXAMPLES = """examples:
   editflow convert --model answerdotai/ModernBERT-large --output ckpt/modernbert-ef
   editflow convert --model ./my-bert --output ckpt/bert-ef --x0 "masks[length:64]"
@@ -58,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--dtype",
-        choices=("auto", "fp32", "bf16", "fp16"),
+        choices=DTYPES,
         default="auto",
         help="dtype of the saved weights (default auto: the source's)",
     )

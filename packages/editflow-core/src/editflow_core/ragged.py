@@ -109,6 +109,11 @@ def group_rows(lengths: list[int], max_tokens: int, forward_cost: float) -> list
     return groups[::-1]
 
 
+def default_forward_cost(max_tokens: int) -> float:
+    """The fixed cost of one forward, in padded tokens: a sixteenth of a full group."""
+    return max_tokens / 16
+
+
 def split_by_length(
     path: PathSample, max_tokens: int, forward_cost: float | None = None
 ) -> list[PathSample]:
@@ -116,15 +121,15 @@ def split_by_length(
 
     Args:
         max_tokens: most padded tokens (rows x longest row) in one group.
-        forward_cost: the fixed cost of one forward, in padded tokens (default max_tokens / 16:
-            a forward is worth a sixteenth of a full group).
+        forward_cost: the fixed cost of one forward, in padded tokens (default
+            ``default_forward_cost``).
 
     Returns:
         The groups, shortest rows first; their rows cover the batch once.
     """
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
-    cost = max_tokens / 16 if forward_cost is None else forward_cost
+    cost = default_forward_cost(max_tokens) if forward_cost is None else forward_cost
     lengths = path.attention_mask.sum(1).tolist()
     return [
         select_rows(path, torch.tensor(g, dtype=torch.long))

@@ -47,7 +47,7 @@ from .guidance import guided_forward
 from .leap import apply_edits, fire_edits, row_edits
 from .path import rate_mask
 from .protocol import DEL, INS, SUB, EditFlowModel, RatesFirst, RatesFirstModel
-from .ragged import group_rows
+from .ragged import default_forward_cost, group_rows
 from .row_cache import RowCache
 from .sampler_types import GenerationResult, SamplingParams, SequenceProgress, TraceStep
 from .scheduler import Scheduler
@@ -320,7 +320,8 @@ class BatchSampler:
 
     # ---------------------------------------------------------------- stepping
     def step(self) -> list[GenerationResult]:
-        """Admit queued sequences, run one forward and one tau-leap, retire finished ones.
+        """Admit queued sequences, run one forward and one tau-leap (and the corrector's
+        backward leap where asked), retire finished ones.
 
         Returns:
             the sequences that finished in this step.
@@ -328,8 +329,7 @@ class BatchSampler:
         self._admit()
         if not self.rows:
             return []
-        B, L = self.ids.shape
-        mask = torch.arange(L, device=self.device)[None] < self.lengths[:, None]  # (B, L)
+        mask = self._mask()
         t = torch.tensor([r.t for r in self.rows], dtype=torch.float32, device=self.device)  # (B,)
         self._forward(mask, t)
         self._leap(mask, t)
@@ -366,7 +366,7 @@ class BatchSampler:
         if self.max_tokens_per_forward <= 0 or len(rows) < 2:
             return [list(range(len(rows)))]
         budget = self.max_tokens_per_forward
-        return group_rows(mask.sum(1).tolist(), budget, budget / 16)
+        return group_rows(mask.sum(1).tolist(), budget, default_forward_cost(budget))
 
     def _run(
         self, ids: torch.Tensor, mask: torch.Tensor, t: torch.Tensor, rows: list[int]
@@ -457,12 +457,21 @@ class BatchSampler:
         if not any(map(any, counts)):
             self._record(counts, ins, dele, sub, None, None, capped)
             return
-        self._cache.stale = [a or any(c) for a, c in zip(self._cache.stale, counts)]
-
         (sb, si, sub_tok), ins_tok = self._draw(sub, ins, u)
         new_ids = self.ids.clone()
         new_ids[sb, si] = sub_tok
-        self._record(counts, ins, dele, sub, ins_tok, new_ids, capped)
+        self._commit(counts, ins, dele, sub, ins_tok, new_ids, capped, advance=True)
+
+    def _mask(self) -> torch.Tensor:
+        """(B, L) bool: the real tokens of the running batch."""
+        L = self.ids.shape[1]
+        return torch.arange(L, device=self.device)[None] < self.lengths[:, None]
+
+    def _commit(self, counts, ins, dele, sub, ins_tok, new_ids, capped, advance: bool) -> None:
+        """Apply fired edits (substitutions already in ``new_ids``): changed rows become stale,
+        the books are kept (``_record``), insertions and deletions rebuild the batch."""
+        self._cache.stale = [a or any(c) for a, c in zip(self._cache.stale, counts)]
+        self._record(counts, ins, dele, sub, ins_tok, new_ids, capped, advance=advance)
         self.ids, self.lengths = apply_edits(
             new_ids, self.lengths, ins, dele, ins_tok, self.pad_token_id
         )
@@ -473,8 +482,7 @@ class BatchSampler:
         frac = [r.rev_fractions[r.step - 1] if r.rev_fractions else 0.0 for r in self.rows]
         if not any(f > 0 for f in frac):
             return
-        B, L = self.ids.shape
-        mask = torch.arange(L, device=self.device)[None] < self.lengths[:, None]
+        mask = self._mask()
         t_over = [r.t_over[r.step - 1] if r.t_over else r.t for r in self.rows]
         out = self._call(self.ids, mask, torch.tensor(t_over, device=self.device), self._frozen)
         if out.reverse_rates is None:
@@ -483,21 +491,17 @@ class BatchSampler:
         for r, f in zip(self.rows, frac):
             r.forward_passes += f > 0
         mu = allowed_reverse(out.reverse_rates.float(), rate_mask(mask, self._frozen), self.x0_kind)
-        u = self._uniforms(L)
+        u = self._uniforms(mask.shape[1])
         f = torch.tensor(frac, dtype=torch.float32, device=self.device)[:, None]
         ins, dele, sub, capped = fire_edits(mu, f, u, self._caps - self.lengths)
         counts = torch.stack([ins.sum(1), dele.sum(1), sub.sum(1)], 1).tolist()
         if not any(map(any, counts)):
             return
-        self._cache.stale = [a or any(c) for a, c in zip(self._cache.stale, counts)]
         new_ids = self.ids.clone()
         sb, si = sub.nonzero(as_tuple=True)
         new_ids[sb, si] = x0_tokens(u[4, sb, si], self.x0_kind, self.mask_token_id, self._x0_vocab)
         ins_tok = x0_tokens(u[3], self.x0_kind, self.mask_token_id, self._x0_vocab)[..., None]
-        self._record(counts, ins, dele, sub, ins_tok, new_ids, capped, advance=False)
-        self.ids, self.lengths = apply_edits(
-            new_ids, self.lengths, ins, dele, ins_tok, self.pad_token_id
-        )
+        self._commit(counts, ins, dele, sub, ins_tok, new_ids, capped, advance=False)
 
     def _record(self, counts, ins, dele, sub, ins_tok, new_ids, capped, advance=True) -> None:
         """Per-row books after a step (counts: (B, 3) edits per row and type, as lists): edit

@@ -1,4 +1,4 @@
-"""Pydantic models of the OpenAI API subset that editflow-serve speaks (SERVING.md).
+"""Pydantic models of the OpenAI API subset that editflow-serve speaks (see the package README).
 
 Design decisions:
 - Requests allow extra fields (``extra="allow"``): unknown ones are ignored and logged (a

@@ -82,14 +82,13 @@ class EditFlowCollator:
         )
         return torch.cat([torch.as_tensor(x1[:frozen], dtype=torch.long), tail])
 
-    def conditioning(self, x1: Sequence[int], frozen: int) -> tuple[list[int], int]:
+    def conditioning(self, x1: Sequence[int], frozen: int) -> tuple[Sequence[int], int]:
         """x1 and its frozen count after the conditioning options (see the class docstring)."""
-        x1 = list(x1)
         if self.cond_prefix and frozen == 1 and len(x1) > 2:
             c = float(torch.rand(()))
             frozen = 1 + int(c**3 * (len(x1) - 1))
         if frozen > 1 and self.cond_drop > 0 and float(torch.rand(())) < self.cond_drop:
-            x1, frozen = x1[:1] + x1[frozen:], 1
+            x1, frozen = [*x1[:1], *x1[frozen:]], 1
         return x1, frozen
 
     def __call__(self, examples: Sequence[dict]) -> dict[str, torch.Tensor]:
