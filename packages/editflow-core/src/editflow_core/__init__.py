@@ -58,3 +58,28 @@ __all__ = [
     "split_by_length",
     "strip_blanks",
 ]
+
+# localized paths (paper appendix C.1)
+from .localized import (  # noqa: E402
+    clamped_edit_weight,
+    edit_hazard_factors,
+    first_passage_times,
+    hazard_factor,
+    localized_sites,
+    sample_ignition_times,
+    sample_localized_path,
+    sample_switch_times,
+    switched_neighbours,
+)
+
+__all__ += [
+    "clamped_edit_weight",
+    "edit_hazard_factors",
+    "first_passage_times",
+    "hazard_factor",
+    "localized_sites",
+    "sample_ignition_times",
+    "sample_localized_path",
+    "sample_switch_times",
+    "switched_neighbours",
+]
