@@ -278,10 +278,10 @@ def test_add_errors_and_defaults():
     assert s.num_pending == 1
     with pytest.raises(ValueError) as err:
         s.generate([[1], [1]], [[2]], None)
-    assert str(err.value) == "generate: 2 prefixes, 1 x0 and 2 params"
+    assert str(err.value) == "generate: 2 prefixes, 1 x0, 2 suffixes and 2 params"
     with pytest.raises(ValueError) as err:
         s.generate([[1]], None, [SamplingParams(), SamplingParams()])
-    assert str(err.value) == "generate: 1 prefixes, 1 x0 and 2 params"
+    assert str(err.value) == "generate: 1 prefixes, 1 x0, 1 suffixes and 2 params"
 
 
 def test_unseeded_sequences_draw_their_seed_from_torch():

@@ -2,7 +2,17 @@
 
 import pytest
 import torch
-from editflow_core import BLANK, DEL, INS, SUB, align_batch, make_scheduler, rate_mask, sample_path
+from editflow_core import (
+    BLANK,
+    DEL,
+    INS,
+    SUB,
+    align_batch,
+    make_scheduler,
+    prefix_layout,
+    rate_mask,
+    sample_path,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -87,7 +97,7 @@ def test_kappa_fraction_of_columns_taken_from_x1():
 
 def test_rate_mask():
     mask = torch.tensor([[1, 1, 1, 1, 0]], dtype=torch.bool)
-    m = rate_mask(mask, torch.tensor([2]))
+    m = rate_mask(mask, *prefix_layout(torch.tensor([2]), 5))
     assert m[0, :, INS].tolist() == [False, True, True, True, False]
     assert m[0, :, DEL].tolist() == [False, False, True, True, False]
     assert torch.equal(m[..., DEL], m[..., SUB])

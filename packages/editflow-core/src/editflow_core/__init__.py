@@ -4,15 +4,24 @@ Alignment, training paths, the loss, x0 samplers, kappa schedulers, a batched ta
 sampler and a likelihood bound. Depends on torch and rapidfuzz only; never on transformers.
 """
 
-from .alignment import BLANK, AlignedBatch, align, align_batch, couple_noise, strip_blanks
+from .alignment import (
+    BLANK,
+    AlignedBatch,
+    align,
+    align_batch,
+    align_layouts,
+    couple_noise,
+    strip_blanks,
+)
 from .likelihood import NLLBound, nll_bound
 from .loss import LossOutput, edit_flow_loss, reverse_flow_loss
-from .path import PathSample, rate_mask, sample_path, sample_time
+from .path import PathSample, sample_path, sample_time
 from .protocol import DEL, INS, SUB, EditFlowModel, EditFlowOutput, RatesFirst, RatesFirstModel
 from .ragged import path_totals, select_rows, split_by_length
 from .sampler import BatchSampler
 from .sampler_types import EditOp, GenerationResult, SamplingParams, SequenceProgress, TraceStep
 from .scheduler import SCHEDULERS, Scheduler, make_scheduler
+from .spans import Given, Hole, prefix_layout, rate_mask, sequence_layout
 from .spec import parse_spec
 from .token_sampling import sample_tokens
 from .x0 import X0_SAMPLERS, X0Sampler, make_x0_sampler
@@ -29,6 +38,8 @@ __all__ = [
     "EditFlowModel",
     "EditFlowOutput",
     "EditOp",
+    "Given",
+    "Hole",
     "GenerationResult",
     "LossOutput",
     "NLLBound",
@@ -42,6 +53,7 @@ __all__ = [
     "X0Sampler",
     "align",
     "align_batch",
+    "align_layouts",
     "couple_noise",
     "edit_flow_loss",
     "make_scheduler",
@@ -49,12 +61,14 @@ __all__ = [
     "nll_bound",
     "parse_spec",
     "path_totals",
+    "prefix_layout",
     "rate_mask",
     "reverse_flow_loss",
     "sample_path",
     "sample_time",
     "sample_tokens",
     "select_rows",
+    "sequence_layout",
     "split_by_length",
     "strip_blanks",
 ]

@@ -29,6 +29,8 @@ from typing import Literal
 import torch
 from rapidfuzz.distance import Levenshtein
 
+from .spans import Given, Hole, prefix_layout
+
 BLANK = -1
 """The single gap sentinel. Never a model input or output."""
 
@@ -109,13 +111,21 @@ class AlignedBatch:
 
     Attributes:
         z0, z1: (B, K) long, BLANK at gaps and at padding columns.
-        frozen: (B,) long, the number of leading frozen columns (anchor + prompt) of each row;
-            they are keeps (z0 == z1) and never edited.
+        frozen: (B,) long, the number of leading given columns (anchor + prompt) of each row.
+        given, open: (B, K) bool, the layout of the columns (``editflow_core.spans``): given
+            columns are keeps (z0 == z1) and never edited; insertions may follow an open one.
+            Default: the prefix layout of ``frozen``.
     """
 
     z0: torch.Tensor
     z1: torch.Tensor
     frozen: torch.Tensor
+    given: torch.Tensor | None = None
+    open: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if (self.given is None or self.open is None) and self.z0.dim() == 2:
+            self.given, self.open = prefix_layout(self.frozen, self.z0.shape[1])
 
 
 def align_batch(
@@ -168,6 +178,94 @@ def align_batch(
         return torch.tensor(flat, dtype=torch.long).view(B, width)
 
     return AlignedBatch(padded(lists0), padded(lists1), torch.tensor(frozen, dtype=torch.long))
+
+
+def align_layouts(
+    layouts: Sequence[Sequence[Given | Hole]],
+    coupling: Coupling = "optimal",
+    gaps: Gaps = "random",
+    generator: torch.Generator | None = None,
+) -> AlignedBatch:
+    """Align a batch of sequences made of given spans and holes (``editflow_core.spans``).
+
+    Each row is its pieces in order: a ``Given`` span's tokens become keep columns (given; the
+    last one open when a hole follows), each ``Hole``'s x0 and x1 are aligned on their own
+    (``align`` or ``couple_noise``, as ``coupling`` says), so edits never cross a given span.
+    Adjacent given spans merge; an empty hole still opens the gap between its neighbours.
+
+    Args:
+        layouts: B rows; each starts with a non-empty ``Given`` (the anchor at least).
+
+    Returns:
+        An ``AlignedBatch`` whose ``frozen`` is the length of each row's first given span.
+
+    Raises:
+        ValueError: a row that does not start with a given token, or an unknown piece.
+    """
+    if coupling not in ("optimal", "noise"):
+        raise ValueError(f"coupling must be 'optimal' or 'noise', got {coupling!r}")
+    rows0, rows1, rows_g, rows_o, frozen = [], [], [], [], []
+    for i, pieces in enumerate(layouts):
+        z0: list[int] = []
+        z1: list[int] = []
+        given: list[bool] = []
+        opened: list[bool] = []
+        first = None
+        for piece in pieces:
+            if isinstance(piece, Given):
+                toks = list(piece.tokens)
+                z0 += toks
+                z1 += toks
+                given += [True] * len(toks)
+                opened += [False] * len(toks)
+            elif isinstance(piece, Hole):
+                if not given:
+                    raise ValueError(f"layout {i}: must start with a given span (the anchor)")
+                first = len(z0) if first is None else first
+                if given[-1]:  # the hole starts right after this given token
+                    opened[-1] = True
+                a, b = _align_hole(piece, coupling, gaps, generator)
+                z0 += a
+                z1 += b
+                given += [False] * len(a)
+                opened += [False] * len(a)
+            else:
+                raise ValueError(f"layout {i}: pieces must be Given or Hole, got {piece!r}")
+        if not given or not given[0]:
+            raise ValueError(f"layout {i}: must start with a non-empty given span (the anchor)")
+        rows0.append(z0)
+        rows1.append(z1)
+        rows_g.append(given)
+        rows_o.append(opened)
+        frozen.append(first if first is not None else len(z0))
+    B, width = len(rows0), max(map(len, rows0), default=0)
+
+    def padded(rows: list[list], fill, dtype) -> torch.Tensor:
+        flat = [r + [fill] * (width - len(r)) for r in rows]
+        return torch.tensor(flat, dtype=dtype).view(B, width)
+
+    return AlignedBatch(
+        z0=padded(rows0, BLANK, torch.long),
+        z1=padded(rows1, BLANK, torch.long),
+        frozen=torch.tensor(frozen, dtype=torch.long),
+        given=padded(rows_g, False, torch.bool),
+        open=padded(rows_o, False, torch.bool),
+    )
+
+
+def _align_hole(
+    hole: Hole, coupling: Coupling, gaps: Gaps, generator: torch.Generator | None
+) -> tuple[list[int], list[int]]:
+    """One hole's alignment columns (z0, z1) as lists."""
+    if coupling == "optimal":
+        return align(list(hole.x0), list(hole.x1))
+    a, b = couple_noise(
+        torch.as_tensor(list(hole.x0), dtype=torch.long),
+        torch.as_tensor(list(hole.x1), dtype=torch.long),
+        gaps,
+        generator,
+    )
+    return a.tolist(), b.tolist()
 
 
 def _check_prefix(i: int, f: int, n: int, m: int, same: bool) -> None:

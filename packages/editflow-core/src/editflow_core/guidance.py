@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from .protocol import RatesFirst
+from .spans import prefix_layout
 
 #: floor of the unconditional rate in lam_u^(-g): a vanishing lam_u would make lam~ explode
 RATE_FLOOR = 1e-6
@@ -28,24 +29,33 @@ Run = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], RatesFi
 
 
 def unconditional_rows(
-    ids: torch.Tensor, mask: torch.Tensor, frozen: Sequence[int], pad_token_id: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The rows without their prompts: anchor + the tokens after the frozen prefix.
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    given: torch.Tensor,
+    frozen: Sequence[int],
+    pad_token_id: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The rows without their prompts: anchor + the tokens after the prefix (a suffix or other
+    given span after the prompt stays, and stays given).
 
     Args:
-        ids, mask: (G, W) the conditional rows; frozen: their G prefix lengths (>= 2).
+        ids, mask, given: (G, W) the conditional rows and their given flags; frozen: their G
+            prefix lengths (>= 2).
 
     Returns:
-        (G, W) ids and mask, right-padded (never longer than the conditional rows).
+        (G, W) ids, mask and given flags, right-padded (never longer than the conditional rows).
     """
     G, W = ids.shape
     out = torch.full((G, W), pad_token_id, dtype=ids.dtype, device=ids.device)
     out_mask = torch.zeros((G, W), dtype=mask.dtype, device=mask.device)
+    out_given = torch.zeros((G, W), dtype=torch.bool, device=ids.device)
     for k, (f, n) in enumerate(zip(frozen, mask.sum(1).tolist())):
         out[k, 0] = ids[k, 0]
         out[k, 1 : n - f + 1] = ids[k, f:n]
         out_mask[k, : n - f + 1] = True
-    return out, out_mask
+        out_given[k, 0] = True
+        out_given[k, 1 : n - f + 1] = given[k, f:n]
+    return out, out_mask, out_given
 
 
 def guided_forward(
@@ -56,14 +66,16 @@ def guided_forward(
     frozen: Sequence[int],
     scales: Sequence[float],
     pad_token_id: int,
+    given: torch.Tensor | None = None,
 ) -> RatesFirst:
     """One batched forward of the rows and the unconditional copies of the guided ones.
 
     Args:
-        run: ``(ids, mask, t, frozen) -> RatesFirst`` for a batch (frozen: (B,) long, for a
+        run: ``(ids, mask, t, given) -> RatesFirst`` for a batch (given: (B, W) bool, for a
             model that reads which tokens are given).
         ids, mask: (B, W); t: (B,); frozen, scales: per row. Rows with scale > 0 and
             frozen > 1 are guided.
+        given: (B, W) bool, the rows' given tokens (default: the first ``frozen`` of each).
 
     Returns:
         ``RatesFirst`` of the B rows with the guided rates and token distributions.
@@ -72,12 +84,16 @@ def guided_forward(
     guided = [b for b in range(B) if scales[b] > 0 and frozen[b] > 1]
     dev = ids.device
     g_idx = torch.tensor(guided, dtype=torch.long, device=dev)
-    uids, umask = unconditional_rows(
-        ids[g_idx], mask[g_idx], [frozen[b] for b in guided], pad_token_id
+    if given is None:
+        given, _ = prefix_layout(torch.tensor(list(frozen), dtype=torch.long, device=dev), W)
+    uids, umask, ugiven = unconditional_rows(
+        ids[g_idx], mask[g_idx], given[g_idx], [frozen[b] for b in guided], pad_token_id
     )
-    all_frozen = torch.tensor(list(frozen) + [1] * len(guided), dtype=torch.long, device=dev)
     out = run(
-        torch.cat([ids, uids]), torch.cat([mask, umask]), torch.cat([t, t[g_idx]]), all_frozen
+        torch.cat([ids, uids]),
+        torch.cat([mask, umask]),
+        torch.cat([t, t[g_idx]]),
+        torch.cat([given, ugiven]),
     )
 
     shift = torch.zeros(B, dtype=torch.long, device=dev)

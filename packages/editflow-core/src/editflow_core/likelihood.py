@@ -103,8 +103,7 @@ def log_coupling(batch: AlignedBatch, coupling: Coupling, gaps: Gaps) -> torch.T
     """
     if coupling != "noise" or gaps != "random":
         return torch.zeros(batch.z0.shape[0], dtype=torch.float64)
-    col = torch.arange(batch.z0.shape[1])[None]
-    suffix = col >= batch.frozen[:, None]
+    suffix = ~batch.given
     n = ((batch.z0 != BLANK) & suffix).sum(1).double()
     m = ((batch.z1 != BLANK) & suffix).sum(1).double()
     k, g = torch.maximum(n, m), (n - m).abs()
@@ -158,8 +157,7 @@ def bound_terms(
     """
     K = kappa_max
     B, C = batch.z0.shape
-    col = torch.arange(C)[None]
-    pending = (batch.z0 != batch.z1) & (col >= batch.frozen[:, None])  # (B, C)
+    pending = (batch.z0 != batch.z1) & ~batch.given  # (B, C)
     n = pending.sum(1)  # (B,)
     keys = torch.rand(B, C, generator=generator).masked_fill(~pending, -1.0)
     forced = keys.argmax(1)  # one pending column per row, uniformly
@@ -279,8 +277,7 @@ def nll_bound(
             kappa_max=kappa_max, banned_token_ids=banned_token_ids,
             pad_token_id=pad_token_id, generator=generator, device=device,
         )  # fmt: skip
-        col = torch.arange(batch.z0.shape[1])[None]
-        n = ((batch.z0 != batch.z1) & (col >= batch.frozen[:, None])).sum(1).double()
+        n = ((batch.z0 != batch.z1) & ~batch.given).sum(1).double()
         est[idx_i, idx_s] = log_coupling(batch, coupling, gaps) + n * const + terms
         if progress is not None:
             progress(min(start + batch_size, len(rows)), len(rows))

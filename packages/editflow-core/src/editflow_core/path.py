@@ -28,6 +28,7 @@ import torch
 from .alignment import BLANK, AlignedBatch
 from .protocol import DEL, INS, SUB
 from .scheduler import Scheduler
+from .spans import prefix_layout, rate_mask
 
 
 @dataclass
@@ -38,17 +39,20 @@ class PathSample:
         x_t: (B, L) long, right-padded with ``pad_token_id``.
         attention_mask: (B, L) bool, True on real tokens.
         t: (B,) float, the time of each row.
-        frozen: (B,) long, the number of leading frozen tokens of each row (anchor + prompt).
-        rate_mask: (B, L, 3) bool, the rates that take part in the outflow term: none at
-            padding, no deletion or substitution at frozen tokens, insertion only from the last
-            frozen token on (that gap is where a response starts).
+        frozen: (B,) long, the number of leading given tokens of each row (anchor + prompt).
+        given_mask, open_mask: (B, L) bool, the layout of x_t (``editflow_core.spans``): the
+            given tokens (the prefix, and any frozen span after it) and the given tokens after
+            which a hole starts.
+        rate_mask: (B, L, 3) bool, the rates that take part in the outflow term
+            (``spans.rate_mask``): none at padding, no deletion or substitution of a given
+            token, insertions only inside holes (after a free or an open token).
         ins_rows, sub_rows: (R_ins,), (R_sub,) long, sorted unique flat indices ``b * L + i`` of
             the positions that hold a remaining insertion / substitution.
         edit_batch, edit_pos, edit_op, edit_token: (E,) long, the remaining edits: row, x_t
             position, type (INS / DEL / SUB) and target token (BLANK for deletions).
         edit_row: (E,) long, index of each edit's position in ``ins_rows`` (insertions) or
             ``sub_rows`` (substitutions); -1 for deletions.
-        target_len: (B,) long, the number of non-frozen tokens of x1 (for normalisation).
+        target_len: (B,) long, the number of x1 tokens that are not given (for normalisation).
         rev_batch, rev_pos, rev_op: (E_r,) long, the switched columns, as the edits that undo
             them backward in time (reverse rates): INS after x_t position p (a deleted x0 token
             comes back), DEL of position p (an inserted token goes), SUB of position p (back to
@@ -68,9 +72,15 @@ class PathSample:
     edit_token: torch.Tensor
     edit_row: torch.Tensor
     target_len: torch.Tensor
+    given_mask: torch.Tensor | None = None
+    open_mask: torch.Tensor | None = None
     rev_batch: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
     rev_pos: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
     rev_op: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+
+    def __post_init__(self) -> None:
+        if self.given_mask is None or self.open_mask is None:
+            self.given_mask, self.open_mask = prefix_layout(self.frozen, self.x_t.shape[1])
 
     def model_inputs(self) -> dict[str, torch.Tensor]:
         """The keyword arguments of the model protocol for this batch: x_t, its mask, t and the
@@ -84,27 +94,13 @@ class PathSample:
         }
 
     def given(self) -> torch.Tensor:
-        """(B, L) bool: the frozen tokens (anchor + prompt), for a model that reads them."""
-        pos = torch.arange(self.x_t.shape[1], device=self.x_t.device)[None]
-        return pos < self.frozen.to(self.x_t.device)[:, None]
+        """(B, L) bool: the given tokens (prefix and frozen spans), for a model that reads them."""
+        return self.given_mask
 
     def edit_counts(self) -> dict[str, int]:
         """Numbers of remaining insertions, deletions and substitutions in the batch."""
         counts = torch.bincount(self.edit_op, minlength=3).tolist()
         return {"ins": counts[INS], "del": counts[DEL], "sub": counts[SUB]}
-
-
-def rate_mask(attention_mask: torch.Tensor, frozen: torch.Tensor) -> torch.Tensor:
-    """Which rates a sampler may use: (B, L) mask, (B,) frozen counts -> (B, L, 3) bool.
-
-    Insertions from position frozen - 1 on (after the last frozen token); deletions and
-    substitutions from position frozen on; nothing at padding.
-    """
-    pos = torch.arange(attention_mask.shape[1], device=attention_mask.device)[None]  # (1, L)
-    real = attention_mask.bool()
-    ins = real & (pos >= frozen[:, None] - 1)
-    edit = real & (pos >= frozen[:, None])
-    return torch.stack([ins, edit, edit], dim=-1)  # (B, L, 3)
 
 
 def sample_time(
@@ -127,8 +123,8 @@ def sample_path(
     """Draw z_t for every row and list the remaining edits.
 
     Args:
-        batch: aligned (z0, z1) columns, (B, K) each, with frozen prefix lengths (>= 1: the
-            anchor is always frozen, so every insertion has a position to follow).
+        batch: aligned (z0, z1) columns, (B, K) each, with their layout (given columns never
+            switch; the anchor is always given, so every insertion has a position to follow).
         scheduler: gives kappa(t).
         t: (B,) times; drawn from U[0, 1 - t_eps] when ``None``.
         kappa: optional (B, K) per-column probability of holding z1 (overrides the scheduler,
@@ -139,7 +135,7 @@ def sample_path(
     Returns:
         A ``PathSample``.
     """
-    z0, z1, frozen = batch.z0, batch.z1, batch.frozen
+    z0, z1, frozen, given = batch.z0, batch.z1, batch.frozen, batch.given
     if z0.shape != z1.shape or z0.dim() != 2:
         raise ValueError(
             f"z0 and z1 must be (B, K) of one shape, got {tuple(z0.shape)} and {tuple(z1.shape)}"
@@ -150,8 +146,7 @@ def sample_path(
     t = sample_time(B, t_eps, generator) if t is None else t.float()
     if kappa is None:
         kappa = scheduler.kappa(t)[:, None].expand(B, K)
-    col = torch.arange(K)[None]  # (1, K)
-    take1 = (torch.rand(B, K, generator=generator) < kappa) | (col < frozen[:, None])
+    take1 = (torch.rand(B, K, generator=generator) < kappa) | given
     zt = torch.where(take1, z1, z0)  # (B, K)
 
     real = zt != BLANK  # (B, K)
@@ -162,6 +157,10 @@ def sample_path(
     rb, rc = real.nonzero(as_tuple=True)
     x_t[rb, before[rb, rc]] = zt[rb, rc]
     attention_mask = torch.arange(L)[None] < lengths[:, None]  # (B, L)
+    given_t = torch.zeros(B, L, dtype=torch.bool)
+    open_t = torch.zeros(B, L, dtype=torch.bool)
+    given_t[rb, before[rb, rc]] = given[rb, rc]
+    open_t[rb, before[rb, rc]] = batch.open[rb, rc]
 
     eb, ec = (zt != z1).nonzero(as_tuple=True)  # (E,) each, row-major
     is_ins = zt[eb, ec] == BLANK
@@ -176,9 +175,9 @@ def sample_path(
     row = torch.full_like(eb, -1)
     row[is_ins], row[is_sub] = ins_inv, sub_inv
 
-    target_len = (z1 != BLANK).sum(1) - frozen
-    # switched columns (z_t = z1 != z0) after the prefix, as reverse edits
-    rb, rc = ((zt == z1) & (z0 != z1) & (col >= frozen[:, None])).nonzero(as_tuple=True)
+    target_len = ((z1 != BLANK) & ~given).sum(1)
+    # switched columns (z_t = z1 != z0) in the holes, as reverse edits
+    rb, rc = ((zt == z1) & (z0 != z1) & ~given).nonzero(as_tuple=True)
     r_ins = z1[rb, rc] == BLANK  # a deleted x0 token: comes back after the token before it
     r_del = z0[rb, rc] == BLANK  # an inserted token: goes
     rev_op = torch.full_like(rb, SUB)
@@ -189,7 +188,7 @@ def sample_path(
         attention_mask=attention_mask,
         t=t,
         frozen=frozen,
-        rate_mask=rate_mask(attention_mask, frozen),
+        rate_mask=rate_mask(attention_mask, given_t, open_t),
         ins_rows=ins_rows,
         sub_rows=sub_rows,
         edit_batch=eb,
@@ -198,6 +197,8 @@ def sample_path(
         edit_token=z1[eb, ec],
         edit_row=row,
         target_len=target_len,
+        given_mask=given_t,
+        open_mask=open_t,
         rev_batch=rb,
         rev_pos=rev_pos,
         rev_op=rev_op,

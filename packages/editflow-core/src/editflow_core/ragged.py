@@ -77,6 +77,8 @@ def select_rows(path: PathSample, rows: torch.Tensor) -> PathSample:
         edit_token=path.edit_token[edits],
         edit_row=edit_row,
         target_len=path.target_len[rows],
+        given_mask=path.given_mask[rows, :Lg],
+        open_mask=path.open_mask[rows, :Lg],
         rev_batch=new_row[path.rev_batch[rev]],
         rev_pos=path.rev_pos[rev],
         rev_op=path.rev_op[rev],

@@ -9,8 +9,9 @@ at every position i an edit fires with probability min(1, lam_hat[i] * f_k), f_k
 The schedule is used exactly, never clamped (the loss's clamp on w(t) is a training device).
 
 Inserted and substituting tokens are drawn from Q_ins[i] / Q_sub[i]; every fired edit is
-applied at once, left to right. Frozen positions get no deletion or substitution and
-insertions only after the last frozen token (``path.rate_mask``, shared with training).
+applied at once, left to right. Given tokens (the prefix, a fill-in-the-middle suffix, frozen
+spans of a draft) get no deletion or substitution, and insertions go only inside holes
+(``editflow_core.spans``, shared with training); the layout moves with the tokens.
 
 Design decisions:
 - Batch invariance. Each sequence owns a ``torch.Generator`` (seeded per request) and draws
@@ -45,12 +46,12 @@ import torch
 from .corrector import allowed_reverse, corrector_grid, x0_tokens
 from .guidance import guided_forward
 from .leap import apply_edits, fire_edits, row_edits
-from .path import rate_mask
 from .protocol import DEL, INS, SUB, EditFlowModel, RatesFirst, RatesFirstModel
 from .ragged import default_forward_cost, group_rows
 from .row_cache import RowCache
 from .sampler_types import GenerationResult, SamplingParams, SequenceProgress, TraceStep
 from .scheduler import Scheduler
+from .spans import FREE, decode, rate_mask, sequence_layout
 from .token_sampling import sample_tokens
 
 
@@ -59,7 +60,8 @@ class _Row:
     key: Any
     params: SamplingParams
     generator: torch.Generator
-    frozen: int
+    frozen: int  # prefix tokens (anchor + prompt)
+    suffix: int = 0  # given tokens at the end (fill in the middle)
     step: int = 0
     idle: int = 0
     forward_passes: int = 0
@@ -161,6 +163,7 @@ class BatchSampler:
         self.time_conditioned = time_conditioned
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.ids = torch.empty(0, 0, dtype=torch.long, device=self.device)  # (B, L)
+        self.layout = torch.empty(0, 0, dtype=torch.long, device=self.device)  # (B, L) spans codes
         self.lengths = torch.empty(0, dtype=torch.long, device=self.device)  # (B,)
         self.rows: list[_Row] = []
         self.pending: list[tuple[_Row, torch.Tensor]] = []
@@ -183,23 +186,38 @@ class BatchSampler:
         x0: Sequence[int] = (),
         params: SamplingParams | None = None,
         key: Any = None,
+        *,
+        suffix: Sequence[int] = (),
+        x0_given: Sequence[bool] | None = None,
     ) -> None:
         """Queue a sequence; it joins the batch at the next ``step``.
 
+        The sequence is prefix + x0 + suffix (``editflow_core.spans.sequence_layout``): text is
+        edited and inserted only between the prefix and the suffix, and never at x0 tokens
+        flagged in ``x0_given``.
+
         Args:
-            prefix: the frozen tokens: the anchor (BOS) and any prompt; at least one token.
-            x0: the initial tokens after the prefix (from the model's x0 sampler).
+            prefix: the given tokens before: the anchor (BOS) and any prompt; at least one.
+            x0: the initial tokens after the prefix: a draw of the model's x0 sampler, or a
+                draft to edit.
             params: its settings (default ``SamplingParams()``).
             key: any value, returned in its ``GenerationResult``.
+            suffix: given tokens after (fill in the middle); nothing is inserted after them.
+            x0_given: one flag per x0 token, True for tokens that must stay (frozen spans).
         """
         params = params or SamplingParams()
         params.validate()
         if len(prefix) < 1:
             raise ValueError("prefix must hold at least the anchor token")
-        tokens = torch.tensor([*prefix, *x0], dtype=torch.long)
-        cap = self._cap(len(prefix), params)
+        x0_given = [False] * len(x0) if x0_given is None else [bool(g) for g in x0_given]
+        if len(x0_given) != len(x0):
+            raise ValueError(f"x0_given has {len(x0_given)} flags for {len(x0)} x0 tokens")
+        tokens = torch.tensor([*prefix, *x0, *suffix], dtype=torch.long)
+        layout = torch.tensor(sequence_layout(len(prefix), x0_given, len(suffix)))
+        cap = self._cap(len(prefix), params, len(suffix))
         if len(tokens) > cap:
-            raise ValueError(f"prefix + x0 is {len(tokens)} tokens, more than the cap of {cap}")
+            parts = "prefix + x0 + suffix" if suffix else "prefix + x0"
+            raise ValueError(f"{parts} is {len(tokens)} tokens, more than the cap of {cap}")
         gen = torch.Generator()
         gen.manual_seed(params.seed if params.seed is not None else int(torch.randint(2**62, (1,))))
         times, fractions = step_grid(self.scheduler, params.steps, self.time_grid)
@@ -210,10 +228,10 @@ class BatchSampler:
                 self.scheduler, times, params.correction
             )
         row = _Row(
-            key, params, gen, len(prefix), trace=[] if params.trace else None,
+            key, params, gen, len(prefix), len(suffix), trace=[] if params.trace else None,
             times=times, fractions=fractions, rev_fractions=rev_fractions, t_over=t_over,
         )  # fmt: skip
-        self.pending.append((row, tokens))
+        self.pending.append((row, tokens, layout))
 
     def _check_correction(self) -> None:
         """Raise ValueError when this sampler cannot correct (see ``SamplingParams.correction``)."""
@@ -229,7 +247,7 @@ class BatchSampler:
 
     def cancel(self, key: Any) -> bool:
         """Drop the sequence with this key (queued or running); True if it was found."""
-        for i, (row, _) in enumerate(self.pending):
+        for i, (row, _, _) in enumerate(self.pending):
             if row.key == key:
                 del self.pending[i]
                 return True
@@ -274,28 +292,30 @@ class BatchSampler:
     def has_work(self) -> bool:
         return bool(self.rows or self.pending)
 
-    def _cap(self, frozen: int, params: SamplingParams) -> int:
-        cap = frozen + params.max_new_tokens
+    def _cap(self, frozen: int, params: SamplingParams, suffix: int = 0) -> int:
+        """The most tokens a sequence may hold: its given ends + ``max_new_tokens``, and at
+        most ``max_length``."""
+        cap = frozen + suffix + params.max_new_tokens
         return min(cap, self.max_length) if self.max_length is not None else cap
 
     # ---------------------------------------------------------------- batch bookkeeping
     def _admit(self) -> None:
         if not self.pending:
             return
-        new = [tokens for _, tokens in self.pending]
+        new = [tokens for _, tokens, _ in self.pending]
         width = max([self.ids.shape[1], *map(len, new)])
-        ids = torch.full(
-            (len(self.rows) + len(new), width),
-            self.pad_token_id,
-            dtype=torch.long,
-            device=self.device,
-        )
+        B = len(self.rows) + len(new)
+        ids = torch.full((B, width), self.pad_token_id, dtype=torch.long, device=self.device)
+        layout = torch.zeros((B, width), dtype=torch.long, device=self.device)
         ids[: len(self.rows), : self.ids.shape[1]] = self.ids
-        for i, tokens in enumerate(new):
+        layout[: len(self.rows), : self.ids.shape[1]] = self.layout
+        for i, (_, tokens, codes) in enumerate(self.pending):
             ids[len(self.rows) + i, : len(tokens)] = tokens.to(self.device)
+            layout[len(self.rows) + i, : len(tokens)] = codes.to(self.device)
         lengths = torch.tensor([len(tk) for tk in new], dtype=torch.long, device=self.device)
         self.ids, self.lengths = ids, torch.cat([self.lengths, lengths])
-        self.rows += [row for row, _ in self.pending]
+        self.layout = layout
+        self.rows += [row for row, _, _ in self.pending]
         self._cache.add_rows(len(self.pending))
         self.pending.clear()
         self._membership_changed()
@@ -306,14 +326,15 @@ class BatchSampler:
         self.lengths = self.lengths[index]
         width = int(self.lengths.max()) if keep else 0
         self.ids = self.ids[index, :width]
+        self.layout = self.layout[index, :width]
         self._cache.keep(keep, index)
         self._membership_changed()
 
     def _membership_changed(self) -> None:
         """Cache the per-row settings as (B,) tensors."""
         dev, rows = self.device, self.rows
-        self._frozen = torch.tensor([r.frozen for r in rows], dtype=torch.long, device=dev)
-        self._caps = torch.tensor([self._cap(r.frozen, r.params) for r in rows], device=dev)
+        caps = [self._cap(r.frozen, r.params, r.suffix) for r in rows]
+        self._caps = torch.tensor(caps, dtype=torch.long, device=dev)
         self._temperature = torch.tensor([r.params.temperature for r in rows], device=dev)
         self._top_k = torch.tensor([r.params.top_k for r in rows], dtype=torch.long, device=dev)
         self._top_p = torch.tensor([r.params.top_p for r in rows], device=dev)
@@ -342,7 +363,7 @@ class BatchSampler:
         cache.fit(self.ids.shape[1])
         if self.time_conditioned or all(cache.stale):
             rows = list(range(len(self.rows)))
-            ids, sub_mask, sub_t = self.ids, mask, t
+            ids, sub_mask, sub_t, given = self.ids, mask, t, self._given()
         else:
             rows = [b for b, stale in enumerate(cache.stale) if stale]
             if not rows:
@@ -350,11 +371,15 @@ class BatchSampler:
             index = torch.tensor(rows, device=self.device)
             width = int(self.lengths[index].max())
             ids, sub_mask, sub_t = self.ids[index, :width], mask[index, :width], t[index]
+            given = self._given()[index, :width]
         for group in self._groups(rows, sub_mask):
             g_rows = [rows[j] for j in group]
             index = torch.tensor(group, device=self.device)
             width = int(sub_mask[index].sum(1).max())
-            out = self._run(ids[index, :width], sub_mask[index, :width], sub_t[index], g_rows)
+            out = self._run(
+                ids[index, :width], sub_mask[index, :width], sub_t[index],
+                given[index, :width], g_rows,
+            )  # fmt: skip
             cache.store(g_rows, out)
         self.forward_passes += 1
         for b in rows:
@@ -368,26 +393,36 @@ class BatchSampler:
         budget = self.max_tokens_per_forward
         return group_rows(mask.sum(1).tolist(), budget, default_forward_cost(budget))
 
+    def _given(self) -> torch.Tensor:
+        """(B, L) bool: the given tokens of the running batch."""
+        return decode(self.layout)[0]
+
     def _run(
-        self, ids: torch.Tensor, mask: torch.Tensor, t: torch.Tensor, rows: list[int]
+        self,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        t: torch.Tensor,
+        given: torch.Tensor,
+        rows: list[int],
     ) -> RatesFirst:
-        """The forward of batch rows ``rows`` ((n, w) ids): plain, or with the unconditional
-        copies of guided rows in the same batch (``editflow_core.guidance``)."""
+        """The forward of batch rows ``rows`` ((n, w) ids and given flags): plain, or with the
+        unconditional copies of guided rows in the same batch (``editflow_core.guidance``)."""
         frozen = [self.rows[b].frozen for b in rows]
         scales = [self.rows[b].params.guidance_scale for b in rows]
         if not any(g > 0 and f > 1 for g, f in zip(scales, frozen)):
-            return self._call(ids, mask, t, torch.tensor(frozen, device=self.device))
-        return guided_forward(self._call, ids, mask, t, frozen, scales, self.pad_token_id)
+            return self._call(ids, mask, t, given)
+        return guided_forward(
+            self._call, ids, mask, t, frozen, scales, self.pad_token_id, given=given
+        )
 
     def _call(
-        self, ids: torch.Tensor, mask: torch.Tensor, t: torch.Tensor, frozen: torch.Tensor
+        self, ids: torch.Tensor, mask: torch.Tensor, t: torch.Tensor, given: torch.Tensor
     ) -> RatesFirst:
         """One model call; a model that reads which tokens are given (``uses_given``) gets
-        ``given`` = position < frozen prefix."""
+        ``given`` ((B, L) bool)."""
         kwargs = {}
         if self._uses_given:
-            pos = torch.arange(ids.shape[1], device=ids.device)[None]
-            kwargs["given"] = pos < frozen[:, None]
+            kwargs["given"] = given
         with torch.no_grad():
             if self._rates_first:
                 return self.model.forward_rates(ids, mask, t, **kwargs)
@@ -448,7 +483,7 @@ class BatchSampler:
 
     def _leap(self, mask: torch.Tensor, t: torch.Tensor) -> None:
         """Fire and apply one step of edits for every row; rows that changed become stale."""
-        lam = self._cache.rates * rate_mask(mask, self._frozen)  # (B, L, 3)
+        lam = self._cache.rates * rate_mask(mask, *decode(self.layout))  # (B, L, 3)
         u = self._uniforms(self.ids.shape[1])
         ins, dele, sub, capped = fire_edits(
             lam, self._jump_fraction(), u, self._caps - self.lengths
@@ -472,6 +507,9 @@ class BatchSampler:
         the books are kept (``_record``), insertions and deletions rebuild the batch."""
         self._cache.stale = [a or any(c) for a, c in zip(self._cache.stale, counts)]
         self._record(counts, ins, dele, sub, ins_tok, new_ids, capped, advance=advance)
+        self.layout, _ = apply_edits(
+            self.layout, self.lengths, ins, dele, torch.zeros_like(ins_tok), FREE
+        )  # inserted tokens are free; given ones are never deleted
         self.ids, self.lengths = apply_edits(
             new_ids, self.lengths, ins, dele, ins_tok, self.pad_token_id
         )
@@ -484,13 +522,15 @@ class BatchSampler:
             return
         mask = self._mask()
         t_over = [r.t_over[r.step - 1] if r.t_over else r.t for r in self.rows]
-        out = self._call(self.ids, mask, torch.tensor(t_over, device=self.device), self._frozen)
+        t_over = torch.tensor(t_over, device=self.device)
+        out = self._call(self.ids, mask, t_over, self._given())
         if out.reverse_rates is None:
             raise ValueError("correction needs reverse rates, and the model returned none")
         self.forward_passes += 1
         for r, f in zip(self.rows, frac):
             r.forward_passes += f > 0
-        mu = allowed_reverse(out.reverse_rates.float(), rate_mask(mask, self._frozen), self.x0_kind)
+        allowed = rate_mask(mask, *decode(self.layout))
+        mu = allowed_reverse(out.reverse_rates.float(), allowed, self.x0_kind)
         u = self._uniforms(mask.shape[1])
         f = torch.tensor(frac, dtype=torch.float32, device=self.device)[:, None]
         ins, dele, sub, capped = fire_edits(mu, f, u, self._caps - self.lengths)
@@ -541,10 +581,9 @@ class BatchSampler:
         for b in done:
             r = self.rows[b]
             tokens = self.ids[b, : int(self.lengths[b])].tolist()
-            completion = tokens[r.frozen :]
-            reason = (
-                "length" if r.capped or len(tokens) >= self._cap(r.frozen, r.params) else "stop"
-            )
+            completion = tokens[r.frozen : len(tokens) - r.suffix]
+            full = len(tokens) >= self._cap(r.frozen, r.params, r.suffix)
+            reason = "length" if r.capped or full else "stop"
             if self.eos_token_id is not None and self.eos_token_id in completion:
                 completion = completion[: completion.index(self.eos_token_id)]
                 reason = "stop"
@@ -571,15 +610,21 @@ class BatchSampler:
         prefixes: Sequence[Sequence[int]],
         x0: Sequence[Sequence[int]] | None = None,
         params: SamplingParams | Sequence[SamplingParams] | None = None,
+        suffixes: Sequence[Sequence[int]] | None = None,
     ) -> list[GenerationResult]:
-        """Run a batch to completion; results come back in the order of ``prefixes``."""
+        """Run a batch to completion; results come back in the order of ``prefixes``
+        (``suffixes``: given tokens after each sequence's x0, see ``add``)."""
         n = len(prefixes)
         x0 = x0 if x0 is not None else [()] * n
+        suffixes = suffixes if suffixes is not None else [()] * n
         plist = list(params) if isinstance(params, Sequence) else [params or SamplingParams()] * n
-        if len(x0) != n or len(plist) != n:
-            raise ValueError(f"generate: {n} prefixes, {len(x0)} x0 and {len(plist)} params")
+        if len(x0) != n or len(plist) != n or len(suffixes) != n:
+            raise ValueError(
+                f"generate: {n} prefixes, {len(x0)} x0, {len(suffixes)} suffixes and "
+                f"{len(plist)} params"
+            )
         for i in range(n):
-            self.add(prefixes[i], x0[i], plist[i], key=("generate", i))
+            self.add(prefixes[i], x0[i], plist[i], key=("generate", i), suffix=suffixes[i])
         results: dict[int, GenerationResult] = {}
         while len(results) < n:
             for res in self.step():
