@@ -49,7 +49,9 @@ def _check_spec(kind: str, spec: str) -> None:
 class EditFlowConfig(PreTrainedConfig):
     r"""Configuration of an ``EditFlowModel``.
 
-    Args:
+    Its fields are keyword arguments of the constructor and keys of ``config.json``.
+
+    Attributes:
         text_config: the backbone's config (a dict with ``model_type``, or a config object).
         arch: one of ``ARCH_MODEL_TYPES`` (modernbert, bert, roberta, xlm-roberta, qwen2, qwen3,
             llama, llada, dream).

@@ -96,8 +96,10 @@ def convert(
         scheduler: kappa scheduler spec stored in the config.
         x0: source-distribution spec stored in the config.
         time_conditioning: add a (zero-initialised) time embedding.
-        anchor_token_id / mask_token_id / pad_token_id: override the ids found in the source's
-            tokenizer or config.
+        anchor_token_id: the id at position 0 of every sequence (default: the source's BOS, else
+            CLS).
+        mask_token_id: the mask token id (default: the source tokenizer's, else its config's).
+        pad_token_id: the padding id (default: the source tokenizer's, else its config's).
         dtype: the saved weights' dtype: None / "auto" (the source's), "fp32", "bf16", "fp16".
         given_embedding: add a (zero-initialised) embedding of given (prompt / frozen) tokens.
         reverse_rates: the new rate head also predicts reverse rates (self-correction).
@@ -217,12 +219,16 @@ def build_model_from_scratch(
             llama, llada, dream).
         vocab_size: V, the tokenizer's size.
         anchor_token_id: the BOS / CLS id put at position 0 of every sequence.
-        hidden_size / num_layers / num_heads: H, depth and attention heads.
+        hidden_size: H, the width of the hidden states.
+        num_layers: the number of layers.
+        num_heads: the number of attention heads.
         intermediate_size: MLP width (default 4 H).
         max_position_embeddings: longest sequence.
         time_conditioning: add the time embedding (default on for from-scratch models).
-        mask_token_id / pad_token_id: special ids (stored in the config).
-        scheduler / x0: spec strings stored in the config.
+        mask_token_id: the mask token id (stored in the config).
+        pad_token_id: the padding id (stored in the config).
+        scheduler: the kappa scheduler spec stored in the config.
+        x0: the x0 spec stored in the config.
         given_embedding: add the (zero-initialised) embedding of given tokens.
         reverse_rates: the rate head also predicts reverse rates (self-correction).
         **text_config_overrides: extra fields for the backbone config (e.g. ``local_attention``).

@@ -56,13 +56,15 @@ def lora_config(
 
     Args:
         model: the model to adapt.
-        r / alpha / dropout: LoRA rank, scaling numerator and dropout.
+        r: the LoRA rank.
+        alpha: the LoRA scaling numerator (the update is scaled by alpha / r).
+        dropout: dropout on the LoRA branch.
         target_modules: leaf names of backbone Linears to adapt (e.g. ``["q_proj", "v_proj"]``);
             default: every Linear in the backbone.
 
     Returns:
-        ``LoraConfig`` whose ``target_modules`` is a regex over ``backbone.*`` module names only
-        and whose ``modules_to_save`` lists the new modules.
+        A ``peft.LoraConfig`` whose ``target_modules`` is a regex over ``backbone.*`` module
+            names only and whose ``modules_to_save`` lists the new modules.
     """
     from peft import LoraConfig
 

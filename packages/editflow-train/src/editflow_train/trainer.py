@@ -62,8 +62,18 @@ class TimeBudget(TrainerCallback):
 
 
 class EditFlowTrainer(Trainer):
-    """Trainer for Edit Flow models; extra args: the kappa scheduler, the loss normalisation and
-    the loss's clamp on w(t) (see ``editflow_core.edit_flow_loss``)."""
+    """A ``transformers.Trainer`` whose loss is the Edit Flow loss.
+
+    It takes the Trainer's own arguments, with the batches of an ``EditFlowCollator``, plus
+    three keyword arguments for the loss (see ``editflow_core.edit_flow_loss``).
+
+    Args:
+        scheduler: the kappa scheduler of the collator's paths; it gives w(t).
+        normalize: the loss normalisation: ``"batch_tokens"`` (default; unbiased rates),
+            ``"none"`` or ``"x1_length"`` (biases rates towards short targets).
+        max_weight: the clamp on w(t) in the loss (``None``: no clamp); training only, the
+            sampler never clamps.
+    """
 
     def __init__(
         self,
