@@ -46,15 +46,15 @@ def free_port() -> int:
 
 
 class FakeEngine:
-    """The engine surface ``OpenAIServing`` uses; answers with scripted completions.
+    """An ``EngineClient`` that answers with scripted completions (no model, no thread).
 
     ``reply(seq)`` gives the completion tokens of a sequence (default: "hello world" + EOS).
-    ``delay`` seconds pass before results resolve; ``error`` makes every request fail with it.
+    ``delay`` seconds pass before results resolve; ``fail`` makes every request fail with it.
     """
 
     def __init__(self, tokenizer, max_length: int = 512) -> None:
         tok = tokenizer
-        self.info = GenerationSetup(
+        self.setup = GenerationSetup(
             model=None,
             tokenizer=tok,
             scheduler=make_scheduler("cubic"),
@@ -76,6 +76,7 @@ class FakeEngine:
         self.reply = lambda seq: tok("hello world", add_special_tokens=False)["input_ids"]
         self.queue_full = False
         self.capacity = 10_000
+        self.started = self.stopped = False
         self._key = 0
 
     def submit(self, seqs, on_trace=None):
@@ -118,6 +119,12 @@ class FakeEngine:
     def cancel(self, keys) -> None:
         self.cancelled.extend(keys)
 
+    def start(self) -> None:
+        self.started = True
+
+    def stop(self) -> None:
+        self.stopped = True
+
 
 @pytest.fixture
 def fake_engine(tokenizer) -> FakeEngine:
@@ -136,10 +143,11 @@ class LiveServer:
             served_model_name=MODEL_NAME,
             steps=8,
             max_tokens=24,
-            keepalive_s=0.2,
-            disconnect_poll_s=0.05,
+            keepalive=0.2,
+            disconnect_poll=0.05,
+            api_key=api_key,
         )
-        self.app = create_app(self.engine, settings, api_key=api_key, metrics=self.metrics)
+        self.app = create_app(self.engine, settings, metrics=self.metrics)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn_config(self.app, host="127.0.0.1", port=self.port, log_level="warning")

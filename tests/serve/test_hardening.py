@@ -26,7 +26,7 @@ MSG = [{"role": "user", "content": "Hi"}]
 
 
 def client(engine, **kw) -> TestClient:
-    return TestClient(create_app(engine, ServeSettings(served_model_name="m"), **kw))
+    return TestClient(create_app(engine, ServeSettings(served_model_name="m", **kw)))
 
 
 def error(r: httpx.Response) -> dict:
@@ -48,8 +48,8 @@ def test_x0_longer_than_the_context_is_400_naming_the_field_and_limit(fake_engin
     r = client(fake_engine).post(CHAT, json={"messages": MSG, **extra})
     assert r.status_code == 400, r.text
     err = error(r)
-    tok = fake_engine.info.tokenizer
-    room = fake_engine.info.max_length - len(
+    tok = fake_engine.setup.tokenizer
+    room = fake_engine.setup.max_length - len(
         prefix_ids(tok.bos_token_id, tok, render_chat(tok, MSG))
     )
     assert err["param"] == param and str(room) in err["message"], err
@@ -59,7 +59,7 @@ def test_x0_longer_than_the_context_is_400_naming_the_field_and_limit(fake_engin
 def test_x0_within_the_context_is_still_cut_to_the_token_budget(fake_engine):
     body = {"messages": MSG, "mask_length": 400, "max_tokens": 5}
     assert client(fake_engine).post(CHAT, json=body).status_code == 200
-    assert fake_engine.seqs[0].x0 == [fake_engine.info.mask_token_id] * 5
+    assert fake_engine.seqs[0].x0 == [fake_engine.setup.mask_token_id] * 5
 
 
 def test_prompt_encoding_and_x0_run_off_the_event_loop(fake_engine, monkeypatch):

@@ -16,8 +16,7 @@ MSG = [{"role": "user", "content": "Hi"}]
 
 
 def client(engine, **kw) -> TestClient:
-    settings = ServeSettings(served_model_name="m", keepalive_s=kw.pop("keepalive_s", 5.0))
-    return TestClient(create_app(engine, settings, **kw))
+    return TestClient(create_app(engine, ServeSettings(served_model_name="m", **kw)))
 
 
 def sse(text: str) -> list:
@@ -84,7 +83,7 @@ def test_request_settings_reach_the_sampler(fake_engine):
     assert (p.steps, p.top_k, p.temperature, p.top_p, p.idle_stop_steps) == (5, 3, 0.5, 0.9, 2)
     assert p.guidance_scale == 1.5
     assert p.max_new_tokens == 6
-    assert seq.x0 == [fake_engine.info.mask_token_id] * 6  # 10 masks cut to the token budget
+    assert seq.x0 == [fake_engine.setup.mask_token_id] * 6  # 10 masks cut to the token budget
 
 
 def test_stop_strings_cut_and_finish_stop(fake_engine):
@@ -226,7 +225,7 @@ def test_stream_chunks_follow_the_contract(fake_engine):
 
 def test_stream_sends_keepalive_while_waiting(fake_engine):
     fake_engine.delay = 0.3
-    r = client(fake_engine, keepalive_s=0.05).post(CHAT, json={"messages": MSG, "stream": True})
+    r = client(fake_engine, keepalive=0.05).post(CHAT, json={"messages": MSG, "stream": True})
     assert ": keep-alive\n\n" in r.text
     assert sse(r.text)[-1] == "[DONE]"
 
@@ -242,7 +241,7 @@ def test_error_after_stream_start_is_a_data_error_then_done(fake_engine):
 def test_trace_snapshot_is_x0(fake_engine):
     r = client(fake_engine).post(CHAT, json={"messages": MSG, "trace": True, "mask_length": 3})
     trace = r.json()["choices"][0]["editflow_trace"]
-    mask = fake_engine.info.mask_token_id
+    mask = fake_engine.setup.mask_token_id
     assert trace[0]["step"] == -1 and trace[0]["tokens"] == [mask] * 3
 
 

@@ -29,11 +29,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth import RequireApiKey
+from .engine_client import EngineClient
+from .errors import APIError, ClientDisconnected
 from .metrics import Metrics
 from .openapi import exact_openapi
 from .protocol import MESSAGE_ROLES
 from .request_id import RequestId
-from .serving import APIError, ClientDisconnected, OpenAIServing, ServeSettings
+from .serving import OpenAIServing
+from .settings import ServeSettings
 
 log = logging.getLogger("editflow_serve")
 
@@ -208,27 +211,26 @@ class RequestMetrics:
 
 
 def create_app(
-    engine: Any,
+    engine: EngineClient,
     settings: ServeSettings | None = None,
     *,
-    api_key: str | None = None,
     metrics: Metrics | None = None,
-    max_body_bytes: int = 1 << 20,
-    cors_origins: tuple[str, ...] = ("*",),
 ) -> FastAPI:
-    """Build the FastAPI app around an engine (``Engine`` or a fake with the same surface)."""
+    """Build the FastAPI app around an engine (``Engine``, or any other ``EngineClient``).
+
+    ``settings`` (default: ``ServeSettings()``) gives the model id, default sampling settings,
+    API key, body cap, CORS origins and stream timing. ``metrics``: the registry the engine
+    updates too (default: a new one).
+    """
     settings = settings or ServeSettings()
-    metrics = metrics or getattr(engine, "metrics", None) or Metrics()
+    metrics = metrics or Metrics()
+    api_key = settings.api_key or None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        start = getattr(engine, "start", None)
-        if start is not None:
-            start()
+        engine.start()
         yield
-        stop = getattr(engine, "stop", None)
-        if stop is not None:
-            stop()
+        engine.stop()
 
     app = FastAPI(
         title="editflow-serve",
@@ -239,7 +241,7 @@ def create_app(
     app.openapi = lambda: exact_openapi(app)
     app.state.serving = OpenAIServing(engine, settings, metrics)
     app.state.metrics = metrics
-    app.state.api_key = api_key or None
+    app.state.api_key = api_key
     app.state.playground_html = files("editflow_serve").joinpath("static/index.html").read_text()
     from .router import api, public
 
@@ -251,11 +253,11 @@ def create_app(
     app.add_exception_handler(ClientDisconnected, disconnected_handler)
     app.add_exception_handler(Exception, unexpected_handler)
     # the last added runs first: request id, metrics, CORS, API key, body cap, routes
-    app.add_middleware(BodyLimit, limit=max_body_bytes)
-    app.add_middleware(RequireApiKey, key=api_key or None)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RequireApiKey, key=api_key)
     app.add_middleware(
         CORSMiddleware,
-        allow_origins=list(cors_origins),
+        allow_origins=list(settings.cors_origins),
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["*"],  # mirrors the request: Authorization, X-Stainless-*, ...
         expose_headers=["Retry-After", "X-Request-Id"],

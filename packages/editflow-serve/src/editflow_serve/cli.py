@@ -8,80 +8,56 @@ requests (503), running ones finish within ``--drain-timeout`` seconds, then the
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
 import sys
+import types
+import typing
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-DEFAULT_MODEL = "runs/quickstart/checkpoint-final"
+from .settings import DEFAULT_MODEL, ServeSettings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from .engine import Engine
+
 NO_MODEL = f"""no model to serve: --model was not given and {DEFAULT_MODEL} does not exist.
 Train the quickstart model:   uv run editflow-train pt --config configs/pt/quickstart.yaml
 or convert a pretrained one:  uv run editflow convert --model SRC --output DIR
 then: uv run editflow-serve --model DIR"""
 
 
+def _scalar(hint: Any) -> Any:
+    """int for ``int | None``, str for ``str``: the argparse type of a field's annotation."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        [hint] = [h for h in typing.get_args(hint) if h is not type(None)]
+    return hint
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """One ``--flag`` per ``ServeSettings`` field (default and help from there), and --config."""
     p = argparse.ArgumentParser("editflow-serve", description=__doc__.split("\n\n")[0])
-    a = p.add_argument
-    a("--config", help="YAML file with flag values (command-line flags override it)")
-    a("--model", help=f"checkpoint folder (default: {DEFAULT_MODEL} if it exists)")
-    a("--served-model-name", help="model id in the API (default: the folder name)")
-    a("--host", default="127.0.0.1")
-    a("--port", type=int, default=8000)
-    a(
-        "--api-key",
-        default=None,
-        help="require 'Authorization: Bearer KEY' (or env EDITFLOW_API_KEY)",
-    )
-    a("--device", default="cpu", help="torch device for the model, e.g. cuda")
-    a(
-        "--dtype",
-        default="auto",
-        choices=("auto", "fp32", "bf16", "fp16"),
-        help="weight dtype: auto (as saved), fp32, bf16, fp16 (see the README for which is faster)",
-    )
-    a("--torch-threads", type=int, default=None, help="torch.set_num_threads for the engine")
-    a("--max-running", type=int, default=32, help="sequences advancing together per step")
-    a("--max-queued", type=int, default=256, help="sequences waiting for a slot before 429")
-    a(
-        "--max-tokens-per-forward",
-        type=int,
-        default=None,
-        help="run each step as forwards over rows of similar length, each at most this many "
-        "padded tokens (same samples, less padding); 0: one padded forward. Default: 4096 on a "
-        "CPU, 0 on a GPU",
-    )
-    a("--steps", type=int, default=64, help="default tau-leaping steps")
-    a("--temperature", type=float, default=1.0, help="default temperature")
-    a("--top-p", type=float, default=1.0, help="default nucleus mass")
-    a("--top-k", type=int, default=0, help="default top-k (0: all)")
-    a("--max-tokens", type=int, default=256, help="default cap on generated tokens")
-    a("--x0", default=None, help="default x0 spec (default: the model config's)")
-    a("--idle-stop-steps", type=int, default=0, help="default early stop after N edit-free steps")
-    a("--drain-timeout", type=float, default=30.0, help="seconds running requests get on SIGTERM")
-    a("--keepalive", type=float, default=5.0, help="seconds between SSE keep-alive comments")
-    a("--max-body-bytes", type=int, default=1 << 20, help="request body cap (413 beyond)")
-    a("--cors-origins", default="*", help="comma-separated allowed origins")
-    a("--log-level", default="info")
-    a(
-        "--replicas",
-        type=int,
-        default=0,
-        help="serve N replicas on Ray Serve, each an engine with its own batch (needs the ray "
-        "extra); 0: one process, no Ray",
-    )
-    a("--min-replicas", type=int, default=1, help="with --max-replicas: autoscaling floor")
-    a("--max-replicas", type=int, default=0, help="autoscale replicas on Ray Serve up to N")
-    a("--replica-cpus", type=float, default=1.0, help="CPUs Ray reserves for each replica")
+    p.add_argument("--config", help="YAML file with flag values (command-line flags override it)")
+    defaults = ServeSettings()  # now: the sampling defaults are read from SamplingParams
+    hints = typing.get_type_hints(ServeSettings)
+    for f in dataclasses.fields(ServeSettings):
+        kw = dict(f.metadata)
+        kw.setdefault("type", _scalar(hints[f.name]))
+        p.add_argument("--" + f.name.replace("_", "-"), default=getattr(defaults, f.name), **kw)
     return p
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse flags, with defaults taken from ``--config`` YAML when given."""
+def parse_args(argv: list[str] | None = None) -> ServeSettings:
+    """The settings from flags, with defaults taken from ``--config`` YAML when given.
+
+    The API key falls back to the environment variable ``EDITFLOW_API_KEY``.
+    """
     parser = build_parser()
     pre, _ = parser.parse_known_args(argv)
     if pre.config:
@@ -91,14 +67,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if bad:
             parser.error(f"{pre.config}: unknown keys {bad}")
         parser.set_defaults(**{k.replace("-", "_"): v for k, v in data.items()})
-    args = parser.parse_args(argv)
-    if args.replicas < 0 or args.max_replicas < 0 or not 0 < args.min_replicas:
+    args = vars(parser.parse_args(argv))
+    del args["config"]
+    s = ServeSettings(**args)
+    if s.replicas < 0 or s.max_replicas < 0 or not 0 < s.min_replicas:
         parser.error("--replicas, --max-replicas must be >= 0 and --min-replicas >= 1")
-    if args.max_replicas and (args.replicas or args.min_replicas > args.max_replicas):
+    if s.max_replicas and (s.replicas or s.min_replicas > s.max_replicas):
         parser.error("give --replicas or --min/--max-replicas, with min <= max")
-    if args.max_tokens_per_forward is not None and args.max_tokens_per_forward < 0:
-        parser.error(f"--max-tokens-per-forward must be >= 0, got {args.max_tokens_per_forward}")
-    return args
+    if s.max_tokens_per_forward is not None and s.max_tokens_per_forward < 0:
+        parser.error(f"--max-tokens-per-forward must be >= 0, got {s.max_tokens_per_forward}")
+    s.api_key = s.api_key or os.environ.get("EDITFLOW_API_KEY")
+    return s
 
 
 def resolve_model(model: str | None) -> Path:
@@ -113,44 +92,25 @@ def resolve_model(model: str | None) -> Path:
     return path
 
 
-def build(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The app and its engine for parsed ``args``."""
+def build(settings: ServeSettings) -> tuple[FastAPI, Engine]:
+    """The app and its engine for ``settings`` (the model folder resolved first)."""
     from .app import create_app
     from .engine import Engine, load_model
     from .metrics import Metrics
-    from .serving import ServeSettings
 
-    path = resolve_model(args.model)
+    path = resolve_model(settings.model)
+    settings = dataclasses.replace(settings, model=str(path))
     metrics = Metrics()
     engine = Engine(
-        lambda: load_model(path, args.device, args.dtype),
-        max_running=args.max_running,
-        max_queued=args.max_queued,
-        device=args.device,
+        lambda: load_model(path, settings.device, settings.dtype),
+        max_running=settings.max_running,
+        max_queued=settings.max_queued,
+        device=settings.device,
         metrics=metrics,
-        torch_threads=args.torch_threads,
-        max_tokens_per_forward=args.max_tokens_per_forward,
+        torch_threads=settings.torch_threads,
+        max_tokens_per_forward=settings.max_tokens_per_forward,
     )
-    settings = ServeSettings(
-        served_model_name=args.served_model_name or path.resolve().name,
-        steps=args.steps,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        top_k=args.top_k,
-        max_tokens=args.max_tokens,
-        x0=args.x0,
-        idle_stop_steps=args.idle_stop_steps,
-        keepalive_s=args.keepalive,
-    )
-    app = create_app(
-        engine,
-        settings,
-        api_key=args.api_key or os.environ.get("EDITFLOW_API_KEY"),
-        metrics=metrics,
-        max_body_bytes=args.max_body_bytes,
-        cors_origins=tuple(o.strip() for o in args.cors_origins.split(",") if o.strip()),
-    )
-    return app, engine
+    return create_app(engine, settings, metrics=metrics), engine
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -159,18 +119,18 @@ def main(argv: list[str] | None = None) -> None:
     from .http_protocol import uvicorn_config
     from .request_id import RequestIdFilter
 
-    args = parse_args(argv)
-    if args.replicas or args.max_replicas:
+    settings = parse_args(argv)
+    if settings.replicas or settings.max_replicas:
         from .ray_serve import run
 
-        return run(args)
+        return run(settings)
     logging.basicConfig(
-        level=args.log_level.upper(),
+        level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s",
     )
     for handler in logging.getLogger().handlers:
         handler.addFilter(RequestIdFilter())  # the id of the request being served, or "-"
-    app, engine = build(args)
+    app, engine = build(settings)
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
@@ -182,10 +142,10 @@ def main(argv: list[str] | None = None) -> None:
 
     config = uvicorn_config(
         app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        timeout_graceful_shutdown=args.drain_timeout,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=settings.drain_timeout,
     )
     Server(config).run()
 

@@ -26,47 +26,21 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from editflow_core import BatchSampler, GenerationResult, SamplingParams, TraceStep
+from editflow_core import BatchSampler, GenerationResult
 from editflow_models import GenerationSetup
 
+from .engine_client import EngineError, QueueFull, SeqRequest, TraceCallback
 from .metrics import Metrics
 
+__all__ = ["Engine", "EngineError", "QueueFull", "SeqRequest", "TraceCallback", "load_model"]
+
 log = logging.getLogger("editflow_serve.engine")
-
-
-class EngineError(Exception):
-    """The engine cannot take or finish a request; ``status`` is the HTTP status to answer."""
-
-    status = 503
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        if status is not None:
-            self.status = status
-
-
-class QueueFull(EngineError):
-    """Too many sequences are waiting (answered with 429 and Retry-After)."""
-
-    status = 429
-
-
-@dataclass
-class SeqRequest:
-    """One sequence to generate: frozen prefix, initial x0 tokens, sampling settings."""
-
-    prefix: list[int]
-    x0: list[int]
-    params: SamplingParams
-
-
-TraceCallback = Callable[[int, list[TraceStep]], None]
 
 
 @dataclass
@@ -91,6 +65,8 @@ def load_model(path: str | Path, device: str = "cpu", dtype: str = "auto") -> Ge
 
 class Engine:
     """Runs ``BatchSampler`` steps in a background thread for asyncio callers.
+
+    The ``EngineClient`` of a real model (see ``engine_client``).
 
     Args:
         loader: called once in the engine thread; returns the ``GenerationSetup`` to serve.
@@ -125,7 +101,7 @@ class Engine:
         self.torch_threads = torch_threads
         self.state = "loading"
         self.error: str | None = None
-        self.info: GenerationSetup | None = None
+        self.setup: GenerationSetup | None = None
         self.sampler: BatchSampler | None = None
         self._cond = threading.Condition()
         self._waiting: deque[_Pending] = deque()
@@ -137,8 +113,9 @@ class Engine:
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
-        """Start the engine thread (it loads the model first)."""
-        self._thread.start()
+        """Start the engine thread (it loads the model first); a second call does nothing."""
+        if self._thread.ident is None:
+            self._thread.start()
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until the model is loaded (or loading failed); True when ready."""
@@ -183,8 +160,8 @@ class Engine:
 
     # ---------------------------------------------------------------- asyncio side
     def submit(
-        self, seqs: list[SeqRequest], on_trace: TraceCallback | None = None
-    ) -> list[tuple[int, asyncio.Future]]:
+        self, seqs: Sequence[SeqRequest], on_trace: TraceCallback | None = None
+    ) -> list[tuple[int, asyncio.Future[GenerationResult]]]:
         """Queue sequences (one request's choices); returns (key, future) per sequence.
 
         Must be called from the event loop. Futures resolve to ``GenerationResult`` or raise
@@ -215,7 +192,7 @@ class Engine:
         self._gauges()
         return out
 
-    def cancel(self, keys: list[int]) -> None:
+    def cancel(self, keys: Sequence[int]) -> None:
         """Drop these sequences (queued: at once; running: before the next step)."""
         with self._cond:
             keep = deque(p for p in self._waiting if p.key not in keys)
@@ -238,9 +215,9 @@ class Engine:
         if self.torch_threads:
             torch.set_num_threads(self.torch_threads)
         try:
-            info = self.loader()
-            self.sampler = info.sampler(self.device, self.max_tokens_per_forward)
-            self.info = info
+            setup = self.loader()
+            self.sampler = setup.sampler(self.device, self.max_tokens_per_forward)
+            self.setup = setup
         except Exception as err:  # noqa: BLE001 (any load failure is a fault)
             log.exception("loading the model failed")
             with self._cond:

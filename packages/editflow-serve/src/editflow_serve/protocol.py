@@ -12,20 +12,39 @@ Design decisions:
 - Chat messages are a union tagged by ``role``; only assistant messages may omit content.
 - Edit Flow settings are plain top-level fields (the SDK's ``extra_body``): ``steps``, ``x0``,
   ``mask_length``, ``top_k``, ``idle_stop_steps``, ``guidance_scale``, ``trace``.
-- Responses are built as dicts in ``serving.py``; the models at the end document their shape
-  in the OpenAPI document.
+- A request maps itself onto the sampler: ``check_supported`` refuses (400 naming the field)
+  what the server cannot honour, ``chat_messages`` / ``prompt_list`` give the prompt,
+  ``max_new_tokens``, ``x0_request``, ``stop_strings``, ``choice_seeds`` and
+  ``sampling_params`` give each sequence's settings. Checks that need the server (model name,
+  capacity, the tokenizer, the context) are ``serving.py``'s.
+- A seed fixes the answer: choice j uses seed ``(seed + j * 0x9E3779B97F4A7C15) mod 2^63``.
+- Answers are the models at the end: chat and text completions are built by one shape per
+  endpoint (``ChatCompletionShape``, ``CompletionShape``), the whole answer and the stream's
+  chunks from the same choices; they also document the answers in the OpenAPI document. Fields
+  left out of a constructor are left out of the JSON (``answer_json``), so an optional field
+  (``editflow_trace``, a chunk's ``usage``) appears only when given, ``null`` included.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+import json
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
+from editflow_core import GenerationResult, SamplingParams
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+
+from .errors import invalid, not_honoured
+from .settings import ServeSettings, sampling_default
 
 MAX_N = 16
 MAX_STEPS = 4096
 MAX_TOKENS = 2**31 - 1
 SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1
+SEED_STRIDE = 0x9E3779B97F4A7C15  # choice j's seed: (seed + j * SEED_STRIDE) mod 2^63
 
 
 def no_lone_surrogate(text: str) -> str:
@@ -93,6 +112,18 @@ class TextPart(_Request):
 Content = Text | list[TextPart]
 
 
+def content_text(content: str | list[Any] | None) -> str:
+    """A message's content as one string (text parts joined by newlines; null: empty)."""
+    if isinstance(content, list):
+        return "\n".join(p.text for p in content)
+    return content or ""
+
+
+def chat_role(role: str) -> str:
+    """The role a message has in the chat template (``developer`` is ``system``)."""
+    return "system" if role == "developer" else role
+
+
 class SystemMessage(_Request):
     """A system message (``developer`` is treated as ``system``)."""
 
@@ -157,6 +188,66 @@ class EditFlowKnobs(_Request):
     )
     trace: bool = Field(False, description="return / stream the per-step edit operations")
 
+    if TYPE_CHECKING:  # declared by every request class that has these knobs
+        temperature: float | None
+        top_p: float | None
+        seed: int | None
+        stop: str | list[str] | None
+
+        @property
+        def n(self) -> int: ...
+
+    def check_supported(self) -> None:
+        """400 naming the first field this server cannot honour (checked before any work)."""
+        if self.x0 is not None and self.mask_length is not None:
+            raise invalid("x0", "give x0 or mask_length, not both")
+
+    def x0_request(self) -> tuple[str, str] | None:
+        """(x0 spec, the field that asked for it), or None: the server's default x0."""
+        if self.mask_length is not None:
+            spec = f"masks[length:{self.mask_length}]" if self.mask_length else "empty"
+            return spec, "mask_length"
+        if self.x0 is not None:
+            return self.x0, "x0"
+        return None
+
+    def stop_strings(self) -> list[str]:
+        """``stop`` as a list (empty: none); an empty string is a 400."""
+        stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        if any(not x for x in stop):
+            raise invalid("stop", "stop strings must not be empty")
+        return stop
+
+    def choice_seeds(self) -> list[int]:
+        """The seed of each of the ``n`` choices (from ``seed``, else drawn at random)."""
+        base = self.seed if self.seed is not None else secrets.randbits(63)
+        return [(base + j * SEED_STRIDE) % 2**63 for j in range(self.n)]
+
+    def sampling_params(
+        self, defaults: ServeSettings, *, max_new_tokens: int, seed: int
+    ) -> SamplingParams:
+        """One sequence's sampler settings: this request's fields, else the server's defaults.
+
+        ``top_p: 0`` (allowed by OpenAI) keeps only the most likely token: greedy.
+        """
+        top_p = defaults.top_p if self.top_p is None else self.top_p
+        temperature = defaults.temperature if self.temperature is None else self.temperature
+        if top_p <= 0:
+            top_p, temperature = 1.0, 0.0
+        return SamplingParams(
+            steps=self.steps or defaults.steps,
+            temperature=temperature,
+            top_k=defaults.top_k if self.top_k is None else self.top_k,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+            trace=self.trace,
+            idle_stop_steps=defaults.idle_stop_steps
+            if self.idle_stop_steps is None
+            else self.idle_stop_steps,
+            guidance_scale=self.guidance_scale or sampling_default("guidance_scale"),
+        )
+
 
 _X0_XOR_MASK_LENGTH = {
     "not": {
@@ -200,6 +291,21 @@ class _Common(EditFlowKnobs):
         None, description=f"Only {{}} is accepted. {_NOT_HONOURED}"
     )
 
+    def check_supported(self) -> None:
+        super().check_supported()
+        if self.stream_options is not None and not self.stream:
+            raise invalid("stream_options", "stream_options is only allowed when stream is true")
+        for name in ("presence_penalty", "frequency_penalty"):
+            if getattr(self, name):
+                raise not_honoured(name, f"the Edit Flow sampler has no penalties; omit {name}")
+        if self.logit_bias:
+            raise not_honoured("logit_bias", "the Edit Flow sampler has no logit bias")
+
+    @property
+    def include_usage(self) -> bool:
+        """A stream ends with a usage chunk (``stream_options.include_usage``)."""
+        return bool(self.stream_options and self.stream_options.include_usage)
+
 
 class ChatCompletionRequest(_Common):
     """POST /v1/chat/completions."""
@@ -214,6 +320,29 @@ class ChatCompletionRequest(_Common):
         None, description=f'Only ["text"] is accepted. {_NOT_HONOURED}'
     )
     audio: dict[str, Any] | None = Field(None, description=f"Only null. {_NOT_HONOURED}")
+
+    def check_supported(self) -> None:
+        super().check_supported()
+        if self.modalities is not None and set(self.modalities) != {"text"}:
+            raise not_honoured("modalities", 'Edit Flow models only write text; use ["text"]')
+        if self.audio is not None:
+            raise not_honoured("audio", "Edit Flow models only write text; omit audio")
+        if self.logprobs or self.top_logprobs is not None:
+            raise invalid("logprobs", "logprobs are not supported by Edit Flow models")
+        if self.response_format is not None and self.response_format.get("type", "text") != "text":
+            raise invalid("response_format", "only response_format type 'text' is supported")
+        if self.tools:
+            raise invalid("tools", "tools are not supported")
+
+    def chat_messages(self) -> list[dict[str, str]]:
+        """The messages as the chat template takes them ({"role", "content"}, content text)."""
+        return [
+            {"role": chat_role(m.role), "content": content_text(m.content)} for m in self.messages
+        ]
+
+    def max_new_tokens(self) -> int | None:
+        """The cap on generated tokens asked for (None: the server's default)."""
+        return self.max_completion_tokens or self.max_tokens
 
 
 class CompletionRequest(_Common):
@@ -231,6 +360,26 @@ class CompletionRequest(_Common):
     logprobs: int | None = None
     suffix: str | None = None
     best_of: int | None = None
+
+    def check_supported(self) -> None:
+        super().check_supported()
+        if self.logprobs is not None:
+            raise invalid("logprobs", "logprobs are not supported by Edit Flow models")
+        if self.suffix:
+            raise invalid("suffix", "suffix is not supported")
+        if self.best_of is not None and self.best_of != self.n:
+            raise invalid("best_of", "best_of other than n is not supported")
+
+    def prompt_list(self) -> list[str | list[int]]:
+        """The prompts, each a string or token ids (null: one empty prompt)."""
+        prompts = "" if self.prompt is None else self.prompt
+        if isinstance(prompts, str) or (prompts and isinstance(prompts[0], int)):
+            return [prompts]
+        return list(prompts)
+
+    def max_new_tokens(self) -> int | None:
+        """The cap on generated tokens asked for (None: the server's default)."""
+        return self.max_tokens
 
 
 class InputText(_Request):
@@ -284,6 +433,43 @@ class ResponsesRequest(EditFlowKnobs):
     def stop(self) -> None:
         return None
 
+    def check_supported(self) -> None:
+        """400 for what needs stored state, tools, reasoning or non-text output."""
+        super().check_supported()
+        if self.store:
+            raise not_honoured("store", "responses are not stored here; omit store or send false")
+        if self.previous_response_id is not None:
+            raise not_honoured(
+                "previous_response_id",
+                "responses are not stored here; send the whole conversation in input instead",
+            )
+        if self.background:
+            raise not_honoured("background", "background responses are not supported")
+        if self.tools:
+            raise not_honoured("tools", "tools are not supported by Edit Flow models")
+        if self.include:
+            raise not_honoured("include", "include is not supported (text output only)")
+        if self.reasoning is not None:
+            raise not_honoured("reasoning", "Edit Flow models are not reasoning models")
+        fmt = (self.text or {}).get("format") or {"type": "text"}
+        if not isinstance(fmt, dict) or fmt.get("type") != "text":
+            raise not_honoured("text.format", "only the 'text' format is supported")
+
+    def chat_messages(self) -> list[dict[str, str]]:
+        """``instructions`` (a system message, first) + ``input`` as chat messages."""
+        messages = []
+        if self.instructions:
+            messages.append({"role": "system", "content": self.instructions})
+        if isinstance(self.input, str):
+            return [*messages, {"role": "user", "content": self.input}]
+        for m in self.input:
+            messages.append({"role": chat_role(m.role), "content": content_text(m.content)})
+        return messages
+
+    def max_new_tokens(self) -> int | None:
+        """The cap on generated tokens asked for (None: the server's default)."""
+        return self.max_output_tokens
+
 
 class EditFlowUsage(BaseModel):
     """Edit Flow statistics, summed over the choices of a request."""
@@ -300,6 +486,23 @@ class Usage(BaseModel):
     completion_tokens: int
     total_tokens: int
     editflow: EditFlowUsage | None = None
+
+    @classmethod
+    def of(cls, prompt_tokens: int, results: list[GenerationResult]) -> Usage:
+        """Prompt tokens (anchor included) + generated tokens, and edit statistics, summed."""
+        completion = sum(len(r.completion) for r in results)
+        return cls(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion,
+            total_tokens=prompt_tokens + completion,
+            editflow=EditFlowUsage(
+                steps=sum(r.steps for r in results),
+                forward_passes=sum(r.forward_passes for r in results),
+                insertions=sum(r.n_ins for r in results),
+                deletions=sum(r.n_del for r in results),
+                substitutions=sum(r.n_sub for r in results),
+            ),
+        )
 
 
 class ErrorBody(BaseModel):
@@ -357,6 +560,219 @@ class Completion(BaseModel):
     model: str
     choices: list[CompletionChoice]
     usage: Usage
+
+
+FinishReason = Literal["stop", "length"]
+_TRACE_DOC = "with trace: true"
+
+
+class ChatDelta(BaseModel):
+    """What a chunk adds to a choice's message (empty on trace and finish chunks)."""
+
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChatChunkChoice(BaseModel):
+    index: int
+    delta: ChatDelta
+    logprobs: None = None
+    finish_reason: FinishReason | None = None
+    editflow_trace: list[dict[str, Any]] | None = Field(None, description=_TRACE_DOC)
+
+
+class ChatCompletionChunk(BaseModel):
+    """One SSE chunk of a streamed chat completion (``usage`` only with include_usage)."""
+
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    usage: Usage | None = Field(None, description="with include_usage: null until the last chunk")
+    choices: list[ChatChunkChoice]
+
+
+class CompletionChunkChoice(BaseModel):
+    index: int
+    text: str
+    logprobs: None = None
+    finish_reason: FinishReason | None = None
+    editflow_trace: list[dict[str, Any]] | None = Field(None, description=_TRACE_DOC)
+
+
+class CompletionChunk(BaseModel):
+    """One SSE chunk of a streamed text completion (``usage`` only with include_usage)."""
+
+    id: str
+    object: Literal["text_completion"]
+    created: int
+    model: str
+    usage: Usage | None = Field(None, description="with include_usage: null until the last chunk")
+    choices: list[CompletionChunkChoice]
+
+
+@dataclass
+class FinalChoice:
+    """A finished choice as the client gets it: text (stop strings cut, echo applied), finish
+    reason and, with ``trace: true`` in a whole answer, its ``editflow_trace``."""
+
+    text: str
+    finish_reason: str
+    trace: list[dict[str, Any]] | None = None
+
+
+def answer_json(answer: BaseModel) -> dict[str, Any]:
+    """An answer model as JSON data: the fields its constructor was given, in declared order."""
+    return answer.model_dump(exclude_unset=True)
+
+
+def sse(data: dict[str, Any]) -> str:
+    """One Server-Sent Events ``data:`` block (compact JSON)."""
+    return f"data: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+SSE_DONE = "data: [DONE]\n\n"
+SSE_KEEPALIVE = ": keep-alive\n\n"
+
+
+def _trace_field(trace: list[dict[str, Any]] | None) -> dict[str, Any]:
+    return {} if trace is None else {"editflow_trace": trace}
+
+
+class _CompletionShape:
+    """The answer of one chat or text completion request, whole or as stream chunks.
+
+    One id for the whole answer; a stream's chunks share the time it started. Every chunk
+    carries one choice: the opening chunks (chat: the role), trace chunks (an empty delta and
+    ``editflow_trace``), one chunk with the final text, one with the finish reason; then the
+    usage chunk (``choices: []``) when ``include_usage``.
+    """
+
+    id_prefix: ClassVar[str]
+    chunk_object: ClassVar[str]
+
+    def __init__(self, model: str, include_usage: bool = False) -> None:
+        self.id = self.id_prefix + uuid.uuid4().hex
+        self.model = model
+        self.include_usage = include_usage
+        self.created = int(time.time())
+
+    def _head(self) -> dict[str, Any]:
+        head = {
+            "id": self.id,
+            "object": self.chunk_object,
+            "created": self.created,
+            "model": self.model,
+        }
+        if self.include_usage:
+            head["usage"] = None
+        return head
+
+    def opening_chunks(self, index: int) -> list[BaseModel]:
+        return []
+
+
+class ChatCompletionShape(_CompletionShape):
+    """``POST /v1/chat/completions``: a ``ChatCompletion`` or ``ChatCompletionChunk``s."""
+
+    id_prefix = "chatcmpl-"
+    chunk_object = "chat.completion.chunk"
+
+    def response(self, choices: list[FinalChoice], usage: Usage) -> ChatCompletion:
+        return ChatCompletion(
+            id=self.id,
+            object="chat.completion",
+            created=int(time.time()),
+            model=self.model,
+            choices=[
+                ChatChoice(
+                    index=i,
+                    message=ChatCompletionMessage(role="assistant", content=c.text, refusal=None),
+                    logprobs=None,
+                    finish_reason=c.finish_reason,
+                    **_trace_field(c.trace),
+                )
+                for i, c in enumerate(choices)
+            ],
+            usage=usage,
+        )
+
+    def _chunk(
+        self,
+        index: int,
+        delta: ChatDelta,
+        finish: str | None = None,
+        trace: list[dict[str, Any]] | None = None,
+    ) -> ChatCompletionChunk:
+        choice = ChatChunkChoice(
+            index=index, delta=delta, logprobs=None, finish_reason=finish, **_trace_field(trace)
+        )
+        return ChatCompletionChunk(**self._head(), choices=[choice])
+
+    def opening_chunks(self, index: int) -> list[BaseModel]:
+        return [self._chunk(index, ChatDelta(role="assistant", content=""))]
+
+    def trace_chunk(self, index: int, trace: list[dict[str, Any]]) -> ChatCompletionChunk:
+        return self._chunk(index, ChatDelta(), trace=trace)
+
+    def text_chunk(self, index: int, text: str) -> ChatCompletionChunk:
+        return self._chunk(index, ChatDelta(content=text))
+
+    def finish_chunk(self, index: int, finish_reason: str) -> ChatCompletionChunk:
+        return self._chunk(index, ChatDelta(), finish=finish_reason)
+
+    def usage_chunk(self, usage: Usage) -> ChatCompletionChunk:
+        return ChatCompletionChunk(**{**self._head(), "usage": usage}, choices=[])
+
+
+class CompletionShape(_CompletionShape):
+    """``POST /v1/completions``: a ``Completion`` or ``CompletionChunk``s."""
+
+    id_prefix = "cmpl-"
+    chunk_object = "text_completion"
+
+    def response(self, choices: list[FinalChoice], usage: Usage) -> Completion:
+        return Completion(
+            id=self.id,
+            object="text_completion",
+            created=int(time.time()),
+            model=self.model,
+            choices=[
+                CompletionChoice(
+                    index=i,
+                    text=c.text,
+                    logprobs=None,
+                    finish_reason=c.finish_reason,
+                    **_trace_field(c.trace),
+                )
+                for i, c in enumerate(choices)
+            ],
+            usage=usage,
+        )
+
+    def _chunk(
+        self,
+        index: int,
+        text: str = "",
+        finish: str | None = None,
+        trace: list[dict[str, Any]] | None = None,
+    ) -> CompletionChunk:
+        choice = CompletionChunkChoice(
+            index=index, text=text, logprobs=None, finish_reason=finish, **_trace_field(trace)
+        )
+        return CompletionChunk(**self._head(), choices=[choice])
+
+    def trace_chunk(self, index: int, trace: list[dict[str, Any]]) -> CompletionChunk:
+        return self._chunk(index, trace=trace)
+
+    def text_chunk(self, index: int, text: str) -> CompletionChunk:
+        return self._chunk(index, text)
+
+    def finish_chunk(self, index: int, finish_reason: str) -> CompletionChunk:
+        return self._chunk(index, finish=finish_reason)
+
+    def usage_chunk(self, usage: Usage) -> CompletionChunk:
+        return CompletionChunk(**{**self._head(), "usage": usage}, choices=[])
 
 
 class ModelCard(BaseModel):

@@ -6,7 +6,7 @@ app as a Ray Serve deployment instead of one uvicorn process; it needs the ``ray
 'editflow-serve[ray]'`` elsewhere).
 
 Design decisions:
-- Each replica builds the app with ``cli.build`` from the same flags, so the API, its checks,
+- Each replica builds the app with ``cli.build`` from the same ``ServeSettings``, so the API, its checks,
   the key and the metrics are those of the single-process server; it loads the model and waits
   for it before Ray counts the replica as running, so no request meets a loading engine.
 - Ray's proxy spreads requests over replicas and queues them while every replica is busy:
@@ -20,11 +20,13 @@ Design decisions:
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import signal
 import time
 from typing import Any
+
+from .settings import ServeSettings
 
 # every node runs the installed package: no upload of the working tree (under `uv run` Ray would
 # ship it to the workers); read when ray is imported
@@ -43,16 +45,15 @@ DEPLOYMENT = "editflow"
 
 @serve.ingress()
 class EditFlowReplica:
-    """One replica: the app of ``cli.build(args)`` with its own engine."""
+    """One replica: the app of ``cli.build(settings)`` with its own engine."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, settings: ServeSettings) -> None:
         from .cli import build
 
-        self._app, self.engine = build(args)
-        self.engine.start()
+        self._app, self.engine = build(settings)
+        self.engine.start()  # the app's lifespan starts it again: a no-op
         if not self.engine.wait_ready():
             raise RuntimeError(f"the model did not load: {self.engine.error}")
-        self.engine.start = lambda: None  # started above; the app's lifespan must not again
 
     def __serve_build_asgi_app__(self) -> Any:
         return self._app
@@ -63,50 +64,50 @@ class EditFlowReplica:
             raise RuntimeError(f"engine fault: {self.engine.error}")
 
 
-def deployment_options(args: argparse.Namespace) -> dict[str, Any]:
+def deployment_options(settings: ServeSettings) -> dict[str, Any]:
     """``serve.deployment`` options for the flags: fixed replicas, or autoscaling."""
     opts: dict[str, Any] = {
         "name": DEPLOYMENT,
-        "max_ongoing_requests": args.max_running,
-        "max_queued_requests": args.max_queued,
+        "max_ongoing_requests": settings.max_running,
+        "max_queued_requests": settings.max_queued,
         "ray_actor_options": {
-            "num_cpus": args.replica_cpus,
-            "num_gpus": 1 if args.device.startswith("cuda") else 0,
+            "num_cpus": settings.replica_cpus,
+            "num_gpus": 1 if settings.device.startswith("cuda") else 0,
         },
         "health_check_period_s": 2.0,
-        "graceful_shutdown_timeout_s": args.drain_timeout,
+        "graceful_shutdown_timeout_s": settings.drain_timeout,
     }
-    if args.max_replicas:
+    if settings.max_replicas:
         opts["autoscaling_config"] = {
-            "min_replicas": args.min_replicas,
-            "max_replicas": args.max_replicas,
-            "target_ongoing_requests": max(1, args.max_running),
+            "min_replicas": settings.min_replicas,
+            "max_replicas": settings.max_replicas,
+            "target_ongoing_requests": max(1, settings.max_running),
         }
     else:
-        opts["num_replicas"] = args.replicas
+        opts["num_replicas"] = settings.replicas
     return opts
 
 
-def serve_app(args: argparse.Namespace) -> Any:
-    """The bound Ray Serve application for parsed flags (the model path resolved here)."""
+def serve_app(settings: ServeSettings) -> Any:
+    """The bound Ray Serve application for the settings (the model path resolved here)."""
     from .cli import resolve_model
 
-    args = argparse.Namespace(**vars(args))
-    args.model = str(resolve_model(args.model).resolve())
-    if args.api_key is None:
-        args.api_key = os.environ.get("EDITFLOW_API_KEY")
-    return serve.deployment(EditFlowReplica, **deployment_options(args)).bind(args)
+    settings = dataclasses.replace(settings, model=str(resolve_model(settings.model).resolve()))
+    return serve.deployment(EditFlowReplica, **deployment_options(settings)).bind(settings)
 
 
-def run(args: argparse.Namespace) -> None:
+def run(settings: ServeSettings) -> None:
     """Start Ray (or join ``RAY_ADDRESS``'s cluster), deploy, and serve until interrupted."""
     import ray
 
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False)
-    serve.start(http_options={"host": args.host, "port": args.port})
-    serve.run(serve_app(args), name=DEPLOYMENT, route_prefix="/")
-    print(f"editflow-serve: {DEPLOYMENT} on http://{args.host}:{args.port} (Ray Serve)", flush=True)
+    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.run(serve_app(settings), name=DEPLOYMENT, route_prefix="/")
+    print(
+        f"editflow-serve: {DEPLOYMENT} on http://{settings.host}:{settings.port} (Ray Serve)",
+        flush=True,
+    )
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM shuts down as Ctrl-C
     try:
         while True:

@@ -1,13 +1,14 @@
-"""The Responses API (``POST /v1/responses``), text subset: request checks and answer shapes.
+"""The Responses API (``POST /v1/responses``), text subset: the answer and its stream events.
 
 Design decisions:
-- A Responses request becomes a chat: ``instructions`` is a system message put first, then
-  ``input`` (a string is one user message; messages keep their roles, text parts joined by
-  newlines). It then runs exactly as a chat completion with ``n = 1``; the engine part lives in
-  ``OpenAIServing.responses``.
+- A Responses request becomes a chat (``ResponsesRequest.chat_messages``: ``instructions`` is a
+  system message put first, then ``input``; a string is one user message, messages keep their
+  roles, text parts joined by newlines). It then runs exactly as a chat completion with
+  ``n = 1``; the engine part lives in ``OpenAIServing.responses``.
 - Nothing is stored, so ``store: true``, ``previous_response_id`` and ``background: true`` are
   refused, as are tools, ``include``, reasoning settings and non-text formats: a 400 naming the
-  field, never a silent success.
+  field, never a silent success (``ResponsesRequest.check_supported``).
+- One builder makes the whole answer and the stream's events, from the same text and usage.
 - Streaming follows OpenAI's event sequence, with named ``event:`` lines as OpenAI sends them:
   ``response.created``, ``response.in_progress``, then (after the CTMC finishes, since an Edit
   Flow rewrites text anywhere) ``response.output_item.added``, ``response.content_part.added``,
@@ -25,61 +26,18 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from .protocol import ResponsesRequest
+from .protocol import ResponsesRequest, Usage
 
 
-class UnsupportedField(Exception):
-    """A Responses field this server cannot honour; ``param`` names it."""
-
-    def __init__(self, param: str, message: str) -> None:
-        super().__init__(message)
-        self.param = param
-
-
-def check_responses_request(req: ResponsesRequest) -> None:
-    """Raise ``UnsupportedField`` for the first field set to something this server cannot do."""
-    if req.store:
-        raise UnsupportedField("store", "responses are not stored here; omit store or send false")
-    if req.previous_response_id is not None:
-        raise UnsupportedField(
-            "previous_response_id",
-            "responses are not stored here; send the whole conversation in input instead",
-        )
-    if req.background:
-        raise UnsupportedField("background", "background responses are not supported")
-    if req.tools:
-        raise UnsupportedField("tools", "tools are not supported by Edit Flow models")
-    if req.include:
-        raise UnsupportedField("include", "include is not supported (text output only)")
-    if req.reasoning is not None:
-        raise UnsupportedField("reasoning", "Edit Flow models are not reasoning models")
-    fmt = (req.text or {}).get("format") or {"type": "text"}
-    if not isinstance(fmt, dict) or fmt.get("type") != "text":
-        raise UnsupportedField("text.format", "only the 'text' format is supported")
-
-
-def chat_messages(req: ResponsesRequest) -> list[dict[str, str]]:
-    """``instructions`` + ``input`` as chat messages ({"role", "content"}, content a string)."""
-    messages = []
-    if req.instructions:
-        messages.append({"role": "system", "content": req.instructions})
-    if isinstance(req.input, str):
-        return [*messages, {"role": "user", "content": req.input}]
-    for m in req.input:
-        content = m.content if isinstance(m.content, str) else "\n".join(p.text for p in m.content)
-        messages.append({"role": "system" if m.role == "developer" else m.role, "content": content})
-    return messages
-
-
-def response_usage(usage: dict[str, Any]) -> dict[str, Any]:
+def response_usage(usage: Usage) -> dict[str, Any]:
     """Chat usage (prompt / completion tokens, ``editflow``) in the Responses shape."""
     return {
-        "input_tokens": usage["prompt_tokens"],
+        "input_tokens": usage.prompt_tokens,
         "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-        "output_tokens": usage["completion_tokens"],
+        "output_tokens": usage.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": usage["total_tokens"],
-        "editflow": usage["editflow"],
+        "total_tokens": usage.total_tokens,
+        "editflow": None if usage.editflow is None else usage.editflow.model_dump(),
     }
 
 
@@ -157,7 +115,7 @@ class ResponseBuilder:
         yield self.event("response.created", response=self.response("in_progress"))
         yield self.event("response.in_progress", response=self.response("in_progress"))
 
-    def final_events(self, text: str, finish_reason: str, usage: dict[str, Any]) -> Iterator[str]:
+    def final_events(self, text: str, finish_reason: str, usage: Usage) -> Iterator[str]:
         """The events from the output item's creation to ``response.completed``."""
         status = self.status(finish_reason)
         at = {"item_id": self.message_id, "output_index": 0, "content_index": 0}
