@@ -23,6 +23,7 @@ from editflow_core import (
     AlignedBatch,
     align_batch,
     make_scheduler,
+    sample_path,
 )
 from editflow_core.localized import (
     clamped_edit_weight,
@@ -31,7 +32,6 @@ from editflow_core.localized import (
     hazard_factor,
     localized_sites,
     sample_ignition_times,
-    sample_localized_path,
     sample_switch_times,
     switched_neighbours,
 )
@@ -275,7 +275,8 @@ def test_localized_path_edits_and_their_factors(seed, coupling):
     sched, lam = make_scheduler("cubic"), 3.0
     t = torch.rand(5, generator=g)
     state = g.get_state()
-    path, factors = sample_localized_path(batch, sched, t, lam_prop=lam, generator=g)
+    path = sample_path(batch, sched, t, lam_prop=lam, generator=g)
+    factors = path.edit_weight
     g.set_state(state)
     T = sample_switch_times(localized_sites(batch), sched, lam, g)
     assert len(factors) == len(path.edit_op)
@@ -304,8 +305,8 @@ def test_localized_path_edits_and_their_factors(seed, coupling):
                 k += 1
     assert k == len(factors)
     # with lam_prop = 0 every factor is 1
-    _, ones = sample_localized_path(batch, sched, t, lam_prop=0.0, generator=g)
-    assert (ones == 1).all()
+    plain = sample_path(batch, sched, t, generator=g)
+    assert (plain.edit_weight == 1).all() and len(plain.edit_weight) == len(plain.edit_op)
 
 
 def test_edit_hazard_factors_count_only_switched_sites():
@@ -322,3 +323,97 @@ def test_edit_hazard_factors_count_only_switched_sites():
 def test_rejects_a_negative_rate():
     with pytest.raises(ValueError, match="lam_prop"):
         sample_switch_times(torch.ones(1, 3, dtype=torch.bool), make_scheduler("linear"), -1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# the loss on localized paths
+
+
+def test_loss_weights_each_edit_log_rate_by_its_factor():
+    """edit_flow_loss on a localized path: the outflow term as on plain paths, each edit's
+    log-rate term times min(w, max_weight) * h_e / w (``clamped_edit_weight``)."""
+    from editflow_core import EditFlowOutput, edit_flow_loss
+
+    g = torch.Generator().manual_seed(11)
+    x0s = [[1] + torch.randint(2, 9, (int(n),), generator=g).tolist() for n in (3, 0, 7, 5)]
+    x1s = [[1] + torch.randint(2, 9, (int(n),), generator=g).tolist() for n in (9, 6, 2, 8)]
+    batch = align_batch(x0s, x1s, coupling="optimal")
+    sched = make_scheduler("cubic")
+    t = torch.tensor([0.2, 0.5, 0.8, 0.95])  # w(0.95) = 19.7, w(0.8) = 3.9
+    path = sample_path(batch, sched, t, lam_prop=5.0, generator=g)
+    assert (path.edit_weight > 1).any()
+    B, L = path.x_t.shape
+    rates = torch.rand(B, L, 3, generator=g) + 0.1
+    ins = torch.randn(len(path.ins_rows), 12, generator=g)
+    sub = torch.randn(len(path.sub_rows), 12, generator=g)
+    out = EditFlowOutput(rates, ins, sub)
+    for max_weight in (None, 20.0, 2.0):
+        got = edit_flow_loss(out, path, sched, normalize="none", max_weight=max_weight)
+        w = sched.weight(t.double())
+        w_c = w if max_weight is None else w.clamp(max=max_weight)
+        outflow = float(((rates * path.rate_mask).sum((1, 2)).double() * w_c).sum())
+        edit = 0.0
+        for e in range(len(path.edit_op)):
+            b, p, op = (int(x[e]) for x in (path.edit_batch, path.edit_pos, path.edit_op))
+            lp = math.log(float(rates[b, p, op]))
+            if op != 1:  # DEL has no token
+                logits = ins if op == 0 else sub
+                lp += float(torch.log_softmax(logits[int(path.edit_row[e])].double(), -1)[int(path.edit_token[e])])  # fmt: skip
+            weight = clamped_edit_weight(
+                path.edit_weight[e : e + 1], t[b : b + 1], sched, max_weight
+            )
+            edit += float(weight) * lp
+        assert float(got.outflow) * B == pytest.approx(outflow, rel=1e-5)
+        assert float(got.edit) * B == pytest.approx(edit, rel=1e-5)
+
+
+@pytest.mark.parametrize("lam_prop", [0.0, 3.0])
+def test_loss_minimiser_is_the_expected_hazard_over_w(lam_prop):
+    """x0 = [BOS], x1 = [BOS, a, a]: two insertion columns. In the rows whose x_t is [BOS, a],
+    one column has switched and the other is pending with one switched neighbour, so its hazard
+    is w + lam_prop and the optimal rate, the same at both gaps, is (1 + lam_prop / w) / 2."""
+    from editflow_core import EditFlowOutput, edit_flow_loss, select_rows
+
+    a, B = 5, 400
+    batch = align_batch([[1]] * B, [[1, a, a]] * B, coupling="noise")
+    sched = make_scheduler("linear")  # w(t) = 1 / (1 - t)
+    t0 = 0.3
+    path = sample_path(
+        batch,
+        sched,
+        torch.full((B,), t0),
+        lam_prop=lam_prop,
+        generator=torch.Generator().manual_seed(0),
+    )
+    rows = torch.nonzero(path.attention_mask.sum(1) == 2)[:, 0]
+    assert len(rows) > 50
+    path = select_rows(path, rows)
+    assert torch.equal(path.edit_batch, torch.arange(len(rows)))  # one pending edit per row
+    w = 1 / (1 - t0)
+    assert path.edit_weight.tolist() == pytest.approx([1 + lam_prop / w] * len(rows))
+    logits = torch.full((len(path.ins_rows), 8), -20.0)
+    logits[:, a] = 20.0
+
+    def loss(lam: float) -> float:
+        rates = torch.zeros(len(rows), 2, 3)
+        rates[..., 0] = lam
+        out = EditFlowOutput(rates, logits, torch.zeros(0, 8))
+        return float(edit_flow_loss(out, path, sched, max_weight=None).loss)
+
+    lo, hi, r = 0.05, 5.0, (5**0.5 - 1) / 2
+    for _ in range(60):
+        m1, m2 = hi - r * (hi - lo), lo + r * (hi - lo)
+        lo, hi = (lo, m2) if loss(m1) < loss(m2) else (m1, hi)
+    assert (lo + hi) / 2 == pytest.approx((1 + lam_prop / w) / 2, abs=1e-3)
+
+
+def test_sample_path_lam_prop_zero_is_todays_path():
+    """lam_prop = 0 draws exactly what sample_path always drew (same generator stream)."""
+    batch = align_batch([[1, 2, 3]] * 3, [[1, 4, 2, 5, 6]] * 3, generator=torch.Generator())
+    sched = make_scheduler("cubic")
+    a = sample_path(batch, sched, generator=torch.Generator().manual_seed(3))
+    b = sample_path(batch, sched, lam_prop=0.0, generator=torch.Generator().manual_seed(3))
+    for name in ("x_t", "t", "edit_batch", "edit_pos", "edit_op", "edit_token", "edit_weight"):
+        assert torch.equal(getattr(a, name), getattr(b, name))
+    with pytest.raises(ValueError, match="not both"):
+        sample_path(batch, sched, kappa=torch.ones(3, 5), lam_prop=1.0)

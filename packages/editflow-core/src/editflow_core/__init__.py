@@ -81,7 +81,6 @@ from .localized import (  # noqa: E402
     hazard_factor,
     localized_sites,
     sample_ignition_times,
-    sample_localized_path,
     sample_switch_times,
     switched_neighbours,
 )
@@ -93,7 +92,6 @@ __all__ += [
     "hazard_factor",
     "localized_sites",
     "sample_ignition_times",
-    "sample_localized_path",
     "sample_switch_times",
     "switched_neighbours",
 ]

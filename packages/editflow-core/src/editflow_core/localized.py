@@ -58,7 +58,8 @@ sampler multiplies them by w). The minimiser at each slot is then
 (an edit's neighbours may be keep columns, whose state x_t does not show: the posterior averages
 over it, as over everything else x_t hides). ``edit_hazard_factors`` gives the factor
 h_e / w = 1 + lam_prop * n_e / w(t) >= 1 for each remaining edit of a path, in the order of
-``PathSample``'s edits.
+``PathSample``'s edits; ``sample_path(..., lam_prop=...)`` stores them as
+``PathSample.edit_weight`` and ``edit_flow_loss`` multiplies each edit's log-rate term by it.
 
 The clamp. ``edit_flow_loss`` clamps w at ``max_weight``: the row's loss is scaled by
 min(w, M) / w, a weight on t that leaves the minimiser at every (x_t, t) unchanged. The
@@ -75,7 +76,6 @@ from __future__ import annotations
 import torch
 
 from .alignment import BLANK, AlignedBatch
-from .path import PathSample, sample_path, sample_time
 from .scheduler import Scheduler
 
 __all__ = [
@@ -85,7 +85,6 @@ __all__ = [
     "hazard_factor",
     "localized_sites",
     "sample_ignition_times",
-    "sample_localized_path",
     "sample_switch_times",
     "switched_neighbours",
 ]
@@ -226,34 +225,3 @@ def edit_hazard_factors(
     eb, ec = pending.nonzero(as_tuple=True)
     n_on = switched_neighbours(switched, site)[eb, ec]
     return hazard_factor(n_on, t[eb], scheduler, lam_prop).float()
-
-
-def sample_localized_path(
-    batch: AlignedBatch,
-    scheduler: Scheduler,
-    t: torch.Tensor | None = None,
-    *,
-    lam_prop: float,
-    t_eps: float = 1e-3,
-    pad_token_id: int = 0,
-    generator: torch.Generator | None = None,
-) -> tuple[PathSample, torch.Tensor]:
-    """A localized path for a batch: ``sample_path`` with each column switched iff T_j <= t.
-
-    Args:
-        batch, scheduler, t, t_eps, pad_token_id, generator: as ``sample_path``.
-        lam_prop: the spreading rate per neighbour (0: the plain path's law).
-
-    Returns:
-        (path, factors): the ``PathSample`` and (E,) float32 h_e / w(t) per remaining edit
-        (``edit_hazard_factors``), for the loss's edit term.
-    """
-    B = batch.z0.shape[0]
-    t = sample_time(B, t_eps, generator) if t is None else t.float()
-    site = localized_sites(batch)
-    switch_times = sample_switch_times(site, scheduler, lam_prop, generator)
-    kappa = (switch_times <= t.double()[:, None]).float()  # 1: rand < 1 always, 0: never
-    path = sample_path(
-        batch, scheduler, t, kappa=kappa, pad_token_id=pad_token_id, generator=generator
-    )
-    return path, edit_hazard_factors(batch, switch_times, t, scheduler, lam_prop)

@@ -3,14 +3,20 @@
 For one row with remaining edits e at time t, with w = w(t):
 
     L = w * sum_{i, c allowed} lam_hat[i, c]                       (outflow term)
-        - w * sum_e log rate_e                                    (edit term)
+        - w * sum_e f_e log rate_e                                (edit term)
 
     rate_e = lam_ins[p] * Q_ins[p](b)   insertion of b after position p
              lam_del[p]                 deletion of position p
              lam_sub[p] * Q_sub[p](b)   substitution of position p by b
 
+f_e is ``PathSample.edit_weight``: 1 on plain paths; on localized paths h_e / w(t), the edit's
+hazard over w (``editflow_core.localized``), so w * f_e = h_e and the minimiser becomes
+E[sum of h_e / w over a slot's pending edits]. The clamp below scales the outflow and edit
+terms alike (f_e is never clamped), which leaves that minimiser unchanged.
+
 "allowed" is ``PathSample.rate_mask`` (no rates at padding or inside the frozen prefix). Its
-minimiser over lam_hat is the expected number of pending edits at each slot given x_t and t.
+minimiser over lam_hat is the expected number of pending edits at each slot given x_t and t
+(plain paths).
 Terms that do not depend on the model (-w per pending edit) are dropped, and w(t) is clamped at
 ``max_weight`` (t near 1 would otherwise dominate the gradient), so this is a training objective,
 not a likelihood bound: ``editflow_core.likelihood`` restores both. Q is needed only at the rows that hold an edit: the
@@ -146,7 +152,8 @@ def edit_flow_loss(
         sel = op == code
         if sel.any():
             log_q[sel] = _token_log_prob(logits, row[sel], token[sel])
-    edit = torch.zeros(B, device=device).index_add(0, eb, (log_rate + log_q) * w[eb])  # (B,)
+    factor = path.edit_weight.to(device).float()  # (E,), 1 on plain paths
+    edit = torch.zeros(B, device=device).index_add(0, eb, (log_rate + log_q) * w[eb] * factor)
 
     per_row = outflow - edit
     scale = row_scale(path, normalize, batch_totals, device)  # (B,)

@@ -16,7 +16,10 @@ inserted into a few gaps), so the path lists the *unique* (row, position) pairs 
 insertion (``ins_rows``) or a substitution (``sub_rows``), and each edit points at its row. A
 model computes token logits at those rows only: (R, V) instead of (B, L, V) per head.
 
-Extension points: ``kappa`` may be given per column (localized paths, paper appendix C).
+Localized paths (paper appendix C.1, ``editflow_core.localized``): with ``lam_prop`` > 0 a
+switched column also switches its neighbours at rate ``lam_prop`` each; the path then draws
+every column's switch time (``sample_switch_times``) and weights each remaining edit by
+h_e / w(t) (``PathSample.edit_weight``). ``kappa`` may also be given per column.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .alignment import BLANK, AlignedBatch
+from .localized import edit_hazard_factors, localized_sites, sample_switch_times
 from .protocol import DEL, INS, SUB
 from .scheduler import Scheduler
 from .spans import prefix_layout, rate_mask
@@ -57,6 +61,8 @@ class PathSample:
             them backward in time (reverse rates): INS after x_t position p (a deleted x0 token
             comes back), DEL of position p (an inserted token goes), SUB of position p (back to
             its x0 token). Their tokens are x0's, known from the x0 distribution.
+        edit_weight: (E,) float, the factor of each edit's log-rate term in the loss: 1 on
+            plain paths, h_e / w(t) >= 1 on localized paths (``editflow_core.localized``).
     """
 
     x_t: torch.Tensor
@@ -77,8 +83,11 @@ class PathSample:
     rev_batch: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
     rev_pos: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
     rev_op: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+    edit_weight: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
+        if self.edit_weight is None:
+            self.edit_weight = torch.ones(self.edit_op.shape, device=self.edit_op.device)
         if self.given_mask is None or self.open_mask is None:
             self.given_mask, self.open_mask = prefix_layout(self.frozen, self.x_t.shape[1])
 
@@ -117,6 +126,7 @@ def sample_path(
     *,
     t_eps: float = 1e-3,
     kappa: torch.Tensor | None = None,
+    lam_prop: float = 0.0,
     pad_token_id: int = 0,
     generator: torch.Generator | None = None,
 ) -> PathSample:
@@ -128,7 +138,9 @@ def sample_path(
         scheduler: gives kappa(t).
         t: (B,) times; drawn from U[0, 1 - t_eps] when ``None``.
         kappa: optional (B, K) per-column probability of holding z1 (overrides the scheduler,
-            for localized paths).
+            for paths of your own).
+        lam_prop: > 0: a localized path, switched columns spreading to their neighbours at
+            this rate each (``editflow_core.localized``); 0: the plain path.
         pad_token_id: the id written into x_t's padding.
         generator: source of randomness.
 
@@ -144,6 +156,12 @@ def sample_path(
         raise ValueError("every row needs at least one frozen column (the anchor)")
     B, K = z0.shape
     t = sample_time(B, t_eps, generator) if t is None else t.float()
+    switch_times = None
+    if lam_prop:
+        if kappa is not None:
+            raise ValueError("sample_path takes a per-column kappa or lam_prop, not both")
+        switch_times = sample_switch_times(localized_sites(batch), scheduler, lam_prop, generator)
+        kappa = (switch_times <= t.double()[:, None]).float()  # rand < 1 always, < 0 never
     if kappa is None:
         kappa = scheduler.kappa(t)[:, None].expand(B, K)
     take1 = (torch.rand(B, K, generator=generator) < kappa) | given
@@ -202,4 +220,7 @@ def sample_path(
         rev_batch=rb,
         rev_pos=rev_pos,
         rev_op=rev_op,
+        edit_weight=None
+        if switch_times is None
+        else edit_hazard_factors(batch, switch_times, t, scheduler, lam_prop),
     )

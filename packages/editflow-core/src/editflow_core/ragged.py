@@ -82,6 +82,7 @@ def select_rows(path: PathSample, rows: torch.Tensor) -> PathSample:
         rev_batch=new_row[path.rev_batch[rev]],
         rev_pos=path.rev_pos[rev],
         rev_op=path.rev_op[rev],
+        edit_weight=path.edit_weight[edits],
     )
 
 
