@@ -50,8 +50,13 @@ def pick_model(args: argparse.Namespace) -> tuple[Path, str]:
         return Path(args.model), f"checkpoint {args.model}"
     if QUICKSTART.is_dir() and args.model is None:
         return QUICKSTART, f"quickstart checkpoint {QUICKSTART}"
-    from editflow_serve.tiny import save_tiny_model
-
+    try:
+        from editflow_testing import save_tiny_model
+    except ImportError:
+        sys.exit(
+            "the tiny random model comes from editflow-testing, the workspace's dev-only "
+            "package: run `uv sync` in the repository (it installs the dev group) or give --model"
+        )
     model = save_tiny_model(Path(tempfile.mkdtemp()) / "tiny-random")
     return model, "a tiny random model (hidden 32, 2 layers)"
 

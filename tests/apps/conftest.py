@@ -13,7 +13,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
-    from editflow_serve.tiny import save_tiny_model
+    from editflow_testing import save_tiny_model
 
     return save_tiny_model(tmp_path_factory.mktemp("ckpt") / "tiny-editflow")
 

@@ -23,7 +23,7 @@ from editflow_serve import (
 )
 from editflow_serve.engine import EngineError
 from editflow_serve.http_protocol import uvicorn_config
-from editflow_serve.tiny import make_tiny_tokenizer, save_tiny_model
+from editflow_testing import make_tiny_tokenizer, save_tiny_model
 
 API_KEY = "test-key"
 MODEL_NAME = "tiny-editflow"

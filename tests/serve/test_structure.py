@@ -1,10 +1,13 @@
-"""The server's shape: one engine protocol, one flags dataclass, one source of sampling defaults."""
+"""The server's shape: one engine protocol, one flags dataclass, one source of sampling defaults,
+no test fixture in the product and no unused dependency."""
 
 from __future__ import annotations
 
 import ast
 import dataclasses
 import inspect
+import re
+import tomllib
 from pathlib import Path
 
 import editflow_serve
@@ -101,3 +104,55 @@ def test_sampling_defaults_have_one_source(monkeypatch):
     for ours, theirs in SAMPLING_FIELDS.items():
         assert getattr(ServeSettings(), ours) == changed[theirs], ours
         assert getattr(args, ours) == changed[theirs], ours
+
+
+REPO = Path(__file__).resolve().parents[2]
+PRODUCTS = ["packages/editflow-core", "packages/editflow-models", "packages/editflow-train"]
+PRODUCTS += ["packages/editflow-serve", "apps/editflow-cli"]
+#: distribution name -> module name where they differ
+MODULE_OF = {"pyyaml": "yaml", "prometheus-client": "prometheus_client"}
+
+
+def _project(folder: str) -> dict:
+    return tomllib.loads((REPO / folder / "pyproject.toml").read_text())
+
+
+def _requirement_names(reqs: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~\[ ;]", r, maxsplit=1)[0].lower() for r in reqs}
+
+
+def _imported_modules(src: Path) -> set[str]:
+    found = set()
+    for path in src.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_test_fixture_is_not_in_the_product():
+    """The tiny random model lives in the dev-only editflow-testing package, not in a wheel."""
+    for folder in PRODUCTS:
+        wheel = _project(folder)["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+        for pkg in wheel:  # everything under these folders ships
+            shipped = list((REPO / folder / pkg).rglob("*"))
+            assert not [p for p in shipped if "tiny" in p.name], folder
+            assert "editflow_testing" not in _imported_modules(REPO / folder / pkg), folder
+        deps = _requirement_names(_project(folder)["project"].get("dependencies", []))
+        assert "editflow-testing" not in deps, folder
+    root = _project(".")
+    assert "editflow-testing" not in _requirement_names(root["project"]["dependencies"])
+    assert "editflow-testing" in _requirement_names(root["dependency-groups"]["dev"])
+
+
+@pytest.mark.parametrize("folder", ["packages/editflow-serve", "apps/editflow-cli"])
+def test_every_declared_dependency_is_imported(folder):
+    """No dependency without an import (the CLI once depended on editflow-serve, unused)."""
+    project = _project(folder)["project"]
+    reqs = list(project.get("dependencies", []))
+    for extra in project.get("optional-dependencies", {}).values():
+        reqs += extra
+    modules = {MODULE_OF.get(n, n.replace("-", "_")) for n in _requirement_names(reqs)}
+    assert modules <= _imported_modules(REPO / folder / "src"), folder

@@ -7,6 +7,7 @@ go to stderr (or the trace to ``--trace-file``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -46,22 +47,35 @@ def add_model_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def sampling_default(name: str):
+    """``SamplingParams``' default for ``name``: the one source of the sampling defaults."""
+    return {f.name: f.default for f in dataclasses.fields(SamplingParams)}[name]
+
+
 def add_sampling_args(parser: argparse.ArgumentParser) -> None:
-    """Sampling flags shared by generate and chat."""
-    parser.add_argument("--steps", type=int, default=64, help="tau-leaping steps (default 64)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
-    parser.add_argument("--temperature", type=float, default=1.0, help="0 is greedy (default 1.0)")
-    parser.add_argument("--top-k", type=int, default=0, help="keep the k likeliest tokens (0: all)")
-    parser.add_argument(
-        "--top-p", type=float, default=1.0, help="nucleus mass to keep (default 1.0)"
+    """Sampling flags shared by generate and chat (defaults: ``SamplingParams``')."""
+    d = sampling_default
+    a = parser.add_argument
+    a("--steps", type=int, default=d("steps"), help="tau-leaping steps (default %(default)s)")
+    a("--seed", type=int, default=None, help="random seed (default: random)")
+    a(
+        "--temperature",
+        type=float,
+        default=d("temperature"),
+        help="0 is greedy (default %(default)s)",
     )
-    parser.add_argument(
-        "--max-new-tokens", type=int, default=256, help="cap on generated tokens (default 256)"
+    a("--top-k", type=int, default=d("top_k"), help="keep the k likeliest tokens (0: all)")
+    a("--top-p", type=float, default=d("top_p"), help="nucleus mass to keep (default %(default)s)")
+    a(
+        "--max-new-tokens",
+        type=int,
+        default=d("max_new_tokens"),
+        help="cap on generated tokens (default %(default)s)",
     )
-    parser.add_argument(
+    a(
         "--guidance",
         type=float,
-        default=0.0,
+        default=d("guidance_scale"),
         help="classifier-free guidance scale g >= 0 for a prompt (0: off, the default); needs a "
         "model trained with cond_drop > 0",
     )
