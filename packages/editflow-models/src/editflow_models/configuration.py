@@ -63,6 +63,8 @@ class EditFlowConfig(PreTrainedConfig):
             ``editflow_core.reverse_flow_loss``).
         scheduler: kappa scheduler spec for ``editflow_core.make_scheduler`` ("cubic" is t^3).
         x0: source distribution spec for ``editflow_core.make_x0_sampler`` ("empty", "masks[length:64]").
+        lam_prop: the training paths' spreading rate (localized paths, ``editflow_core.localized``;
+            0: plain paths). Training reads it; sampling does not need it.
         anchor_token_id: the token at position 0 of every sequence (BOS / CLS).
         mask_token_id: the mask token (used by mask x0 sources); ``None`` if the vocabulary has none.
         pad_token_id: padding token id.
@@ -80,6 +82,7 @@ class EditFlowConfig(PreTrainedConfig):
     reverse_rates: bool = False
     scheduler: str = "cubic"
     x0: str = "empty"
+    lam_prop: float = 0.0
     anchor_token_id: int | None = None
     mask_token_id: int | None = None
     pad_token_id: int | None = None
@@ -98,3 +101,5 @@ class EditFlowConfig(PreTrainedConfig):
             )
         _check_spec("scheduler", self.scheduler)
         _check_spec("x0_sampler", self.x0)
+        if not self.lam_prop >= 0:
+            raise ValueError(f"lam_prop must be >= 0, got {self.lam_prop!r}")

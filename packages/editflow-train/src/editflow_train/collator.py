@@ -42,6 +42,7 @@ class EditFlowCollator:
         special_ids: ids ``uniform`` x0 never draws.
         coupling / gaps: see ``editflow_core.align_batch``.
         t_eps: t ~ U[0, 1 - t_eps].
+        lam_prop: > 0: localized paths (``editflow_core.localized``), 0: plain paths.
         cond_drop: probability of dropping a row's prompt (x1 = anchor + completion, nothing
             frozen after the anchor): the same model learns the unconditional rates that
             classifier-free guidance compares against.
@@ -64,6 +65,7 @@ class EditFlowCollator:
     cond_drop: float = 0.0
     cond_prefix: bool = False
     max_tokens_per_forward: int = 0
+    lam_prop: float = 0.0
 
     def __post_init__(self) -> None:
         if self.x0_sampler.kind == "masks" and self.mask_token_id is None:
@@ -98,7 +100,13 @@ class EditFlowCollator:
         frozen = [f for _, f in rows]
         x0s = [self.x0(x1, f) for x1, f in zip(x1s, frozen)]
         batch = align_batch(x0s, x1s, frozen, coupling=self.coupling, gaps=self.gaps)
-        path = sample_path(batch, self.scheduler, t_eps=self.t_eps, pad_token_id=self.pad_token_id)
+        path = sample_path(
+            batch,
+            self.scheduler,
+            t_eps=self.t_eps,
+            lam_prop=self.lam_prop,
+            pad_token_id=self.pad_token_id,
+        )
         if self.max_tokens_per_forward <= 0:
             return as_fields(path)
         groups = split_by_length(path, self.max_tokens_per_forward)

@@ -170,6 +170,14 @@ class EditFlowTrainingArguments(TrainingArguments):
             "Default: the model config's (from scratch: 'cubic')."
         ),
     )
+    lam_prop: float | None = field(
+        default=None,
+        **_help(
+            "Localized paths (Edit Flows appendix C.1): a switched alignment column also "
+            "switches each neighbour at this rate, so edits cluster; 0: plain paths. "
+            "Default: the model config's (from scratch: 0). Not with reverse_rates."
+        ),
+    )
     t_eps: float = field(default=1e-3, **_help("t is drawn from U[0, 1 - t_eps]."))
     max_weight: float = field(
         default=20.0,

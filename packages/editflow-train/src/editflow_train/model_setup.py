@@ -6,7 +6,8 @@
 - An Edit Flow checkpoint (``model_type == "editflow"``): loaded as is (4-bit on request).
 - Any other checkpoint: converted once into ``<output_dir>/converted`` (main process first),
   then loaded.
-- ``--scheduler`` / ``--x0_sampler`` overwrite the config's specs (the sampler reads them there).
+- ``--scheduler`` / ``--x0_sampler`` overwrite the config's specs (the sampler reads them there),
+  ``--lam_prop`` its training paths' spreading rate (a later run continues with it).
 - ``--lora`` wraps the model with adapters on the backbone; the new heads train in full.
 """
 
@@ -132,6 +133,8 @@ def load_or_build_model(
         model.config.scheduler = args.scheduler
     if args.x0_sampler:
         model.config.x0 = args.x0_sampler
+    if args.lam_prop is not None:
+        model.config.lam_prop = args.lam_prop
     if model_args.lora:
         model = apply_lora(
             model,

@@ -139,6 +139,12 @@ def train(
         train_ds, eval_ds = build_datasets(mode, data, tokenizer, anchor, eos, train_raw, test_raw)
     special = banned_token_ids(tokenizer, eos)  # random x0 tokens: what sampling may draw
     scheduler = make_scheduler(config.scheduler)
+    lam_prop = float(getattr(config, "lam_prop", 0.0))
+    if lam_prop and getattr(config, "reverse_rates", False):
+        raise ValueError(
+            "reverse rates are learned on plain paths only (lam_prop = 0): a localized path's "
+            "reversal has no closed-form rates"
+        )
     collator = EditFlowCollator(
         x0_sampler=make_x0_sampler(config.x0),
         scheduler=scheduler,
@@ -152,6 +158,7 @@ def train(
         max_tokens_per_forward=args.max_tokens_per_forward,
         cond_drop=args.cond_drop,
         cond_prefix=args.cond_prefix,
+        lam_prop=lam_prop,
     )
     trainer = EditFlowTrainer(
         model=model,
