@@ -159,7 +159,7 @@ def test_x0_specs_build_the_documented_sampler(spec, want):
             "masks",
             "bad x0 spec 'masks': give exactly one of 'length' or 'mean', e.g. 'masks[length:64]'; "
             "valid: empty, masks[length:N], masks[length:A-B], masks[mean:M], uniform[length:N], "
-            "uniform[length:A-B], uniform[mean:M]",
+            "uniform[length:A-B], uniform[mean:M], corrupt[p:P]",
         ),
         ("masks[mean:x]", "bad x0 spec 'masks[mean:x]': mean must be a positive number"),
         ("masks[mean:0]", "bad x0 spec 'masks[mean:0]': mean must be a positive number, got 0"),

@@ -20,11 +20,11 @@ from editflow_core import (
     sequence_layout,
 )
 from editflow_core.guidance import unconditional_rows
-from editflow_core.spans import FREE, GIVEN, OPEN
+from editflow_core.spans import FREE, GIVEN, OPEN, X0
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from .fakes import TokenDependentModel
+from .fakes import OracleSubModel, TokenDependentModel
 from .reference import apply_edits
 
 hole_tokens = st.lists(st.integers(1, 6), max_size=6)
@@ -126,7 +126,7 @@ def test_align_layouts_columns_and_errors():
 def test_sequence_layout():
     assert sequence_layout(2, [], 0) == [GIVEN, OPEN]
     assert sequence_layout(1, [False, True, True, False, True], 2) == [
-        OPEN, FREE, GIVEN, OPEN, FREE, OPEN, GIVEN, GIVEN,
+        OPEN, FREE | X0, GIVEN | X0, OPEN | X0, FREE | X0, OPEN | X0, GIVEN, GIVEN,
     ]  # fmt: skip
     with pytest.raises(ValueError, match="anchor"):
         sequence_layout(0, [], 0)
@@ -178,7 +178,7 @@ def test_sampler_keeps_given_tokens_alone_and_batched(seed):
         runs = sequence_layout(len(prefix), flags, len(suffix))
         full = prefix + x0 + suffix
         for j in range(len(full) - 1):
-            if runs[j] == GIVEN and runs[j + 1] != FREE:
+            if runs[j] & OPEN == GIVEN and runs[j + 1] & GIVEN:  # inside one closed run
                 k = toks.index(full[j])
                 assert toks[k + 1] == full[j + 1]
         assert res.completion == toks[len(prefix) : len(toks) - len(suffix)]
@@ -194,3 +194,17 @@ def test_guidance_keeps_the_suffix_given_in_the_unconditional_row():
     assert uids[0].tolist() == [1, 3, 4, 9, 0, 0]
     assert umask[0].tolist() == [True] * 4 + [False] * 2
     assert ugiven[0].tolist() == [True, False, False, True, False, False]
+
+
+def test_x0_kept_counts_the_draft_tokens_that_survive_unchanged():
+    """A model that substitutes every position by its target: the draft tokens already equal to
+    the target survive (x0_kept), the others do not; a model that does nothing keeps them all."""
+    target = [50, 3, 4, 5, 6, 7]
+    draft = [3, 9, 5, 9, 7]  # 3 tokens (3, 5, 7) equal the target at their position
+    sampler = BatchSampler(OracleSubModel(target, vocab=60), make_scheduler("linear"))
+    (res,) = sampler.generate([[50]], [draft], SamplingParams(steps=8, seed=0))
+    assert res.tokens == target[: len(res.tokens)] and res.n_sub == 2
+    assert res.x0_kept == 3
+    still = BatchSampler(TokenDependentModel(vocab=60), make_scheduler("linear"))
+    (res,) = still.generate([[50]], [draft], SamplingParams(steps=8, seed=0))
+    assert res.x0_kept == len(draft) and res.tokens == [50, *draft]

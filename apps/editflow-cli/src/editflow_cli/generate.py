@@ -23,6 +23,7 @@ EXAMPLES = """examples:
   editflow generate --model runs/quickstart/checkpoint-final --prompt "ROMEO:" --seed 0
   editflow generate --model DIR --steps 128 --temperature 0.8 --trace
   editflow generate --model DIR --prompt "KING:" --guidance 1.5
+  editflow generate --model DIR --prompt "To be, or " --suffix " is the question"
   editflow generate --model DIR --prompt "To be" --trace --trace-file trace.txt > text.txt
 """
 
@@ -92,6 +93,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_model_arg(p)
     p.add_argument("--prompt", default="", help="text to continue (default: generate from scratch)")
+    p.add_argument(
+        "--suffix",
+        default=None,
+        help="fill in the middle: text that must follow the generated text (which goes between "
+        "--prompt and --suffix; stdout gets the middle); best with a model trained with fim > 0",
+    )
     add_sampling_args(p)
     p.add_argument("--trace", action="store_true", help="print the edit trajectory to stderr")
     p.add_argument("--trace-file", type=Path, default=None, help="write the trajectory to a file")
@@ -136,16 +143,33 @@ def sampling_params(args: argparse.Namespace, trace: bool) -> SamplingParams:
     return params
 
 
-def run_one(setup, prefix: list[int], params: SamplingParams, on_step=None) -> GenerationResult:
-    """Run one sequence to the end, calling ``on_step(result_so_far_tokens, trace_step)``."""
+def run_one(
+    setup,
+    prefix: list[int],
+    params: SamplingParams,
+    on_step=None,
+    *,
+    draft: str | None = None,
+    suffix: str | None = None,
+) -> GenerationResult:
+    """Run one sequence to the end, calling ``on_step(result_so_far_tokens, trace_step)``.
+
+    x0 comes from ``setup.start`` (the same seed gives the same text as the server); ``draft``:
+    text to edit instead; ``suffix``: text the generated middle must lead into.
+    """
     seed = params.seed if params.seed is not None else int(torch.randint(2**31, (1,)))
     params.seed = seed
-    x0 = setup.draw_x0(torch.Generator().manual_seed(seed))
+    start = setup.start(prefix, seed, draft=draft, suffix=suffix)
+    if len(start.x0) > params.max_new_tokens:
+        raise CliError(
+            f"the draft is {len(start.x0)} tokens, more than --max-new-tokens "
+            f"{params.max_new_tokens}: raise --max-new-tokens"
+        )
     sampler = setup.sampler()
-    sampler.add(prefix, x0, params, key=0)
+    start.add_to(sampler, params, key=0)
     while True:
         now = sampler.progress(0)
-        before = now.tokens if now else prefix + x0
+        before = now.tokens if now else start.prefix + start.x0 + start.suffix
         done = sampler.step()
         if on_step is not None:
             trace = done[0].trace if done else sampler.progress(0).trace
@@ -170,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
                 if trace_out is not None and step is not None:
                     print(describe_step(step, setup.decode), file=trace_out)
 
-            result = run_one(setup, prefix, params, on_step)
+            result = run_one(setup, prefix, params, on_step, suffix=args.suffix)
     finally:
         if args.trace_file:
             trace_out.close()

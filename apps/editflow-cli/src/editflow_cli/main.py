@@ -1,4 +1,4 @@
-"""The ``editflow`` command: convert, a2d, generate, chat, eval.
+"""The ``editflow`` command: convert, a2d, generate, edit, chat, eval.
 
 Every failure a user can cause (a missing checkpoint, an unreachable server, a bad key, an
 unsupported model, a bad option value) prints one line saying what to do and exits 2; no
@@ -10,19 +10,20 @@ from __future__ import annotations
 import argparse
 import sys
 
-from editflow_cli import chat, convert_cmd, eval_cmd, generate
+from editflow_cli import chat, convert_cmd, edit_cmd, eval_cmd, generate
 from editflow_cli.errors import CliError
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="editflow",
-        description="Edit Flow models: convert checkpoints, generate text, chat, evaluate.",
+        description="Edit Flow models: convert checkpoints, generate and edit text, chat, evaluate.",
         epilog="Run `editflow COMMAND --help` for a command's options and examples.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     convert_cmd.register(sub)
     generate.register(sub)
+    edit_cmd.register(sub)
     chat.register(sub)
     eval_cmd.register(sub)
     return parser

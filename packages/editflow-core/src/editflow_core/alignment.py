@@ -182,7 +182,7 @@ def align_batch(
 
 def align_layouts(
     layouts: Sequence[Sequence[Given | Hole]],
-    coupling: Coupling = "optimal",
+    coupling: Coupling | Sequence[Coupling] = "optimal",
     gaps: Gaps = "random",
     generator: torch.Generator | None = None,
 ) -> AlignedBatch:
@@ -195,6 +195,7 @@ def align_layouts(
 
     Args:
         layouts: B rows; each starts with a non-empty ``Given`` (the anchor at least).
+        coupling: one for all rows, or one per row (a batch may mix noise and edit x0).
 
     Returns:
         An ``AlignedBatch`` whose ``frozen`` is the length of each row's first given span.
@@ -202,8 +203,12 @@ def align_layouts(
     Raises:
         ValueError: a row that does not start with a given token, or an unknown piece.
     """
-    if coupling not in ("optimal", "noise"):
-        raise ValueError(f"coupling must be 'optimal' or 'noise', got {coupling!r}")
+    couplings = [coupling] * len(layouts) if isinstance(coupling, str) else list(coupling)
+    if len(couplings) != len(layouts):
+        raise ValueError(f"align_layouts: {len(couplings)} couplings for {len(layouts)} rows")
+    for c in couplings:
+        if c not in ("optimal", "noise"):
+            raise ValueError(f"coupling must be 'optimal' or 'noise', got {c!r}")
     rows0, rows1, rows_g, rows_o, frozen = [], [], [], [], []
     for i, pieces in enumerate(layouts):
         z0: list[int] = []
@@ -224,7 +229,7 @@ def align_layouts(
                 first = len(z0) if first is None else first
                 if given[-1]:  # the hole starts right after this given token
                     opened[-1] = True
-                a, b = _align_hole(piece, coupling, gaps, generator)
+                a, b = _align_hole(piece, couplings[i], gaps, generator)
                 z0 += a
                 z1 += b
                 given += [False] * len(a)

@@ -51,7 +51,7 @@ from .ragged import default_forward_cost, group_rows
 from .row_cache import RowCache
 from .sampler_types import GenerationResult, SamplingParams, SequenceProgress, TraceStep
 from .scheduler import Scheduler
-from .spans import FREE, decode, rate_mask, sequence_layout
+from .spans import FREE, X0, decode, rate_mask, sequence_layout
 from .token_sampling import sample_tokens
 
 
@@ -495,7 +495,13 @@ class BatchSampler:
         (sb, si, sub_tok), ins_tok = self._draw(sub, ins, u)
         new_ids = self.ids.clone()
         new_ids[sb, si] = sub_tok
+        self._substituted(sb, si, sub_tok)
         self._commit(counts, ins, dele, sub, ins_tok, new_ids, capped, advance=True)
+
+    def _substituted(self, sb: torch.Tensor, si: torch.Tensor, tokens: torch.Tensor) -> None:
+        """x0 tokens replaced by a different token are no longer x0's (the ``X0`` bit)."""
+        changed = tokens != self.ids[sb, si]
+        self.layout[sb[changed], si[changed]] &= ~X0
 
     def _mask(self) -> torch.Tensor:
         """(B, L) bool: the real tokens of the running batch."""
@@ -540,6 +546,7 @@ class BatchSampler:
         new_ids = self.ids.clone()
         sb, si = sub.nonzero(as_tuple=True)
         new_ids[sb, si] = x0_tokens(u[4, sb, si], self.x0_kind, self.mask_token_id, self._x0_vocab)
+        self._substituted(sb, si, new_ids[sb, si])
         ins_tok = x0_tokens(u[3], self.x0_kind, self.mask_token_id, self._x0_vocab)[..., None]
         self._commit(counts, ins, dele, sub, ins_tok, new_ids, capped, advance=False)
 
@@ -599,6 +606,7 @@ class BatchSampler:
                     n_del=r.counts[DEL],
                     n_sub=r.counts[SUB],
                     trace=r.trace,
+                    x0_kept=int(((self.layout[b, : len(tokens)] & X0) != 0).sum()),
                 )
             )
         self._keep([b for b in range(len(self.rows)) if b not in set(done)])

@@ -112,6 +112,7 @@ class GenerationResult:
         steps: steps taken. forward_passes: forwards computed for it (reused ones excluded).
         n_ins, n_del, n_sub: edits applied.
         trace: per-step edits when ``params.trace``.
+        x0_kept: x0 tokens still there, unchanged (of a draft: the accepted ones).
     """
 
     key: Any
@@ -124,6 +125,7 @@ class GenerationResult:
     n_del: int
     n_sub: int
     trace: list[TraceStep] | None = None
+    x0_kept: int = 0
 
 
 @dataclass

@@ -17,7 +17,9 @@ unless a hole follows it. The plain prompt-then-generate case is the prefix layo
 (``prefix_layout``): the first ``frozen`` tokens given, the last of them open.
 
 Insertions and deletions move tokens, so the sampler carries the flags along with the tokens
-(``encode`` / ``decode``: one long code per token, 0 for inserted tokens).
+(``encode`` / ``decode``: one long code per token, 0 for inserted tokens). A third bit, ``X0``,
+marks tokens of x0 that are still unchanged (cleared by a substitution), so a sampler can say
+how much of a draft survived.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from dataclasses import dataclass
 
 import torch
 
-#: per-token layout codes (``encode``): a token in a hole, a given token, an open given token
-FREE, GIVEN, OPEN = 0, 1, 3
+#: per-token layout codes (``encode``): a token in a hole, a given token, an open given token;
+#: ``X0`` is or-ed onto x0's tokens while they are unchanged
+FREE, GIVEN, OPEN, X0 = 0, 1, 3, 4
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ def encode(given: torch.Tensor, open_: torch.Tensor) -> torch.Tensor:
 
 def decode(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, L) long codes -> (given, open) (B, L) bool."""
-    return codes >= GIVEN, codes == OPEN
+    return (codes & GIVEN) != 0, (codes & OPEN) == OPEN
 
 
 def sequence_layout(
@@ -91,7 +94,8 @@ def sequence_layout(
 
     The prefix (>= 1 token: anchor + prompt) is given, open at its last token; x0's tokens are
     free, except those flagged in ``x0_given``, each run of which is open at its end (text may
-    follow it); the suffix is given and closed (nothing is inserted after it).
+    follow it); the suffix is given and closed (nothing is inserted after it). x0's tokens carry
+    the ``X0`` bit.
     """
     if prefix_len < 1:
         raise ValueError("the prefix must hold at least the anchor token")
@@ -100,4 +104,6 @@ def sequence_layout(
     for i in range(prefix_len, prefix_len + len(x0_given)):
         if codes[i] == GIVEN and (i + 1 == prefix_len + len(x0_given) or codes[i + 1] == FREE):
             codes[i] = OPEN
+    for i in range(prefix_len, prefix_len + len(x0_given)):
+        codes[i] |= X0
     return codes

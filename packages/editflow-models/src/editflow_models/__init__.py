@@ -14,7 +14,13 @@ from editflow_models.checkpoint import read_source_config, resolve_source
 from editflow_models.configuration import EditFlowConfig
 from editflow_models.convert import ConversionReport, build_model_from_scratch, convert
 from editflow_models.dtypes import resolve_dtype
-from editflow_models.generation import GenerationSetup, generation_setup, load_generation_setup
+from editflow_models.generation import (
+    X0_SEED_MIX,
+    GenerationSetup,
+    Start,
+    generation_setup,
+    load_generation_setup,
+)
 from editflow_models.heads import TimeEmbedding, TokenHead
 from editflow_models.lora import apply_lora, load_model, lora_config, quantization_config
 from editflow_models.modeling import EditFlowModel, EditFlowModelOutput
@@ -32,6 +38,8 @@ __all__ = [
     "EditFlowModel",
     "EditFlowModelOutput",
     "GenerationSetup",
+    "Start",
+    "X0_SEED_MIX",
     "TimeEmbedding",
     "TokenHead",
     "a2d",

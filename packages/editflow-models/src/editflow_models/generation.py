@@ -6,16 +6,20 @@ the CLI, the server and the trainer's end-of-run samples build prompts and sampl
 
     setup = load_generation_setup("runs/quickstart/checkpoint-final")
     sampler = setup.sampler()
-    gen = torch.Generator().manual_seed(0)
-    sampler.add(setup.text_prefix("ROMEO:"), setup.draw_x0(gen), SamplingParams(seed=0))
+    start = setup.start(setup.text_prefix("ROMEO:"), seed=0)  # x0 from the seed
+    start.add_to(sampler, SamplingParams(seed=0))
     (result,) = sampler.step() ...   # or sampler.generate(...)
     print(setup.decode(result.completion))
+
+``start`` owns what a sequence starts from, so the CLI and the server give the same text for
+the same seed: the prefix, x0 (a draw of the model's x0 sampler seeded from the sequence's
+seed, or a draft to edit) and a suffix to fill up to.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,7 @@ import torch
 from editflow_core import (
     BatchSampler,
     NLLBound,
+    SamplingParams,
     Scheduler,
     X0Sampler,
     make_scheduler,
@@ -31,8 +36,34 @@ from editflow_core import (
 )
 
 from editflow_models.dtypes import resolve_dtype
-from editflow_models.prompting import eos_token_id, prefix_ids, render_chat
+from editflow_models.prompting import encode_text, eos_token_id, prefix_ids, render_chat
 from editflow_models.special_tokens import anchor_token_id, banned_token_ids
+
+#: a sequence's x0 generator is seeded with ``seed ^ X0_SEED_MIX`` (its sampling generator
+#: takes ``seed`` itself, so the two streams differ)
+X0_SEED_MIX = 0x5DEECE66D
+
+
+@dataclass
+class Start:
+    """What a sequence starts from: ``BatchSampler.add``'s prefix, x0 and suffix.
+
+    Attributes:
+        prefix: [anchor] + prompt tokens (given).
+        x0: the tokens between, at t = 0: a draw of the model's x0, or a draft.
+        suffix: given tokens after: a fill-in-the-middle suffix and EOS, or EOS alone after a
+            draft (an edited text ends there, as in training); empty when neither.
+        draft: whether x0 is a draft (for counting accepted prediction tokens).
+    """
+
+    prefix: list[int]
+    x0: list[int]
+    suffix: list[int] = field(default_factory=list)
+    draft: bool = False
+
+    def add_to(self, sampler: BatchSampler, params: SamplingParams, key: Any = None) -> None:
+        """Queue this sequence on ``sampler``."""
+        sampler.add(self.prefix, self.x0, params, key, suffix=self.suffix)
 
 
 @dataclass
@@ -80,14 +111,52 @@ class GenerationSetup:
             vocab_size=self.vocab_size,
         )
 
-    def draw_x0(self, generator: torch.Generator | None = None) -> list[int]:
-        """The initial tokens after the prefix, from the model's x0 sampler."""
-        return self.x0.sample(
-            generator,
-            mask_token_id=self.mask_token_id,
-            vocab_size=self.vocab_size,
-            exclude_ids=self.banned_token_ids,
-        ).tolist()
+    def draw_x0(
+        self, generator: torch.Generator | None = None, x0_sampler: X0Sampler | None = None
+    ) -> list[int]:
+        """The initial tokens after the prefix, from the model's x0 sampler (or another)."""
+        return (
+            (x0_sampler or self.x0)
+            .sample(
+                generator,
+                mask_token_id=self.mask_token_id,
+                vocab_size=self.vocab_size,
+                exclude_ids=self.banned_token_ids,
+            )
+            .tolist()
+        )
+
+    def start(
+        self,
+        prefix: Sequence[int],
+        seed: int,
+        *,
+        draft: str | Sequence[int] | None = None,
+        suffix: str | Sequence[int] | None = None,
+        x0_sampler: X0Sampler | None = None,
+        budget: int | None = None,
+    ) -> Start:
+        """A sequence's start (see ``Start``), the same for the CLI and the server.
+
+        Args:
+            prefix: [anchor] + prompt tokens (``text_prefix`` / ``chat_prefix``).
+            seed: the sequence's seed; x0 is drawn with ``seed ^ X0_SEED_MIX``.
+            draft: text (or tokens) to edit instead of a drawn x0; a given EOS follows it (in
+                training an edited text ends with EOS), so ``x0_kept`` counts draft tokens only.
+            suffix: text (or tokens) that must follow the generated middle; EOS is appended.
+            x0_sampler: a different noise x0 than the model's (the server's ``x0`` field).
+            budget: cap on a drawn x0's length (a draft is never cut).
+        """
+        end = [self.eos_token_id] if self.eos_token_id is not None else []
+        tail = [] if suffix is None else [*self._tokens(suffix), *end]
+        if draft is not None:
+            return Start(list(prefix), self._tokens(draft), tail or end, draft=True)
+        gen = torch.Generator().manual_seed(seed ^ X0_SEED_MIX)
+        x0 = self.draw_x0(gen, x0_sampler)
+        return Start(list(prefix), x0[:budget] if budget is not None else x0, tail)
+
+    def _tokens(self, text: str | Sequence[int]) -> list[int]:
+        return encode_text(self.tokenizer, text) if isinstance(text, str) else list(text)
 
     def text_prefix(self, prompt: str = "") -> list[int]:
         """[anchor] + the prompt's tokens (a raw continuation)."""

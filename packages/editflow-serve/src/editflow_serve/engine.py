@@ -259,7 +259,7 @@ class Engine:
                     self._running[p.key] = p
                     admitted.append(p)
             for p in admitted:
-                sampler.add(p.seq.prefix, p.seq.x0, p.seq.params, key=p.key)
+                sampler.add(p.seq.prefix, p.seq.x0, p.seq.params, key=p.key, suffix=p.seq.suffix)
                 if self.metrics:
                     self.metrics.queue_wait.observe(time.monotonic() - p.submitted)
             self._gauges()

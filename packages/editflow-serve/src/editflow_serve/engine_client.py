@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from editflow_core import GenerationResult, SamplingParams, TraceStep
@@ -48,11 +48,13 @@ class QueueFull(EngineError):
 
 @dataclass
 class SeqRequest:
-    """One sequence to generate: frozen prefix, initial x0 tokens, sampling settings."""
+    """One sequence to generate: given prefix, initial x0 tokens (a draw, or a draft to
+    edit), sampling settings, and given suffix tokens (fill in the middle; EOS after a draft)."""
 
     prefix: list[int]
     x0: list[int]
     params: SamplingParams
+    suffix: list[int] = field(default_factory=list)
 
 
 @runtime_checkable

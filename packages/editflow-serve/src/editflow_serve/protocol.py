@@ -307,10 +307,22 @@ class _Common(EditFlowKnobs):
         return bool(self.stream_options and self.stream_options.include_usage)
 
 
+class Prediction(_Request):
+    """Predicted output: for an Edit Flow model, the draft the answer is edited from (x0)."""
+
+    type: str
+    content: str | list[TextPart]
+
+
 class ChatCompletionRequest(_Common):
     """POST /v1/chat/completions."""
 
     messages: list[ChatMessage] = Field(min_length=1)
+    prediction: Prediction | None = Field(
+        None,
+        description="A draft of the answer ({type: content}): the model starts from it (x0) and "
+        "edits it; usage.completion_tokens_details counts its accepted and rejected tokens.",
+    )
     max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
     logprobs: bool | None = None
     top_logprobs: int | None = None
@@ -333,6 +345,18 @@ class ChatCompletionRequest(_Common):
             raise invalid("response_format", "only response_format type 'text' is supported")
         if self.tools:
             raise invalid("tools", "tools are not supported")
+        if self.prediction is not None and self.prediction.type != "content":
+            raise invalid(
+                "prediction",
+                f"prediction type {self.prediction.type!r} is not supported; use 'content'",
+            )
+
+    def draft(self) -> str | None:
+        """The prediction's text (the draft to edit; text parts are concatenated), or None."""
+        if self.prediction is None:
+            return None
+        content = self.prediction.content
+        return content if isinstance(content, str) else "".join(p.text for p in content)
 
     def chat_messages(self) -> list[dict[str, str]]:
         """The messages as the chat template takes them ({"role", "content"}, content text)."""
@@ -358,15 +382,17 @@ class CompletionRequest(_Common):
     )
     echo: bool = False
     logprobs: int | None = None
-    suffix: str | None = None
+    suffix: Text | None = Field(
+        None,
+        description="Fill in the middle: the text written goes between the prompt and this "
+        "suffix (given, never edited); best with a model trained with fim > 0.",
+    )
     best_of: int | None = None
 
     def check_supported(self) -> None:
         super().check_supported()
         if self.logprobs is not None:
             raise invalid("logprobs", "logprobs are not supported by Edit Flow models")
-        if self.suffix:
-            raise invalid("suffix", "suffix is not supported")
         if self.best_of is not None and self.best_of != self.n:
             raise invalid("best_of", "best_of other than n is not supported")
 
@@ -481,20 +507,41 @@ class EditFlowUsage(BaseModel):
     substitutions: int
 
 
+class CompletionTokensDetails(BaseModel):
+    """Of a draft (``prediction``): its tokens kept unchanged in the answers and the others."""
+
+    accepted_prediction_tokens: int = 0
+    rejected_prediction_tokens: int = 0
+
+
 class Usage(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    completion_tokens_details: CompletionTokensDetails | None = None
     editflow: EditFlowUsage | None = None
 
     @classmethod
-    def of(cls, prompt_tokens: int, results: list[GenerationResult]) -> Usage:
-        """Prompt tokens (anchor included) + generated tokens, and edit statistics, summed."""
+    def of(
+        cls, prompt_tokens: int, results: list[GenerationResult], draft_tokens: int | None = None
+    ) -> Usage:
+        """Prompt tokens (anchor included) + generated tokens, and edit statistics, summed;
+        with a draft of ``draft_tokens`` tokens, its accepted (kept unchanged) and rejected
+        tokens, summed over the choices."""
         completion = sum(len(r.completion) for r in results)
+        details = None
+        if draft_tokens is not None:
+            kept = sum(r.x0_kept for r in results)
+            details = CompletionTokensDetails(
+                accepted_prediction_tokens=kept,
+                rejected_prediction_tokens=draft_tokens * len(results) - kept,
+            )
+        extra = {} if details is None else {"completion_tokens_details": details}
         return cls(
             prompt_tokens=prompt_tokens,
             completion_tokens=completion,
             total_tokens=prompt_tokens + completion,
+            **extra,
             editflow=EditFlowUsage(
                 steps=sum(r.steps for r in results),
                 forward_passes=sum(r.forward_passes for r in results),

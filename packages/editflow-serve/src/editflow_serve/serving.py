@@ -41,9 +41,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import torch
 from editflow_core import GenerationResult, X0Sampler, make_x0_sampler
-from editflow_models import GenerationSetup, prefix_ids, render_chat
+from editflow_models import GenerationSetup, encode_text, prefix_ids, render_chat
 
 from .engine_client import EngineClient, EngineError, SeqRequest
 from .errors import APIError, ClientDisconnected, engine_api_error, invalid
@@ -82,7 +81,6 @@ Shape = ChatCompletionShape | CompletionShape
 MAX_LOGGED_UNKNOWN = 256  # distinct unknown field names remembered (and logged once each)
 _SHOWN_UNKNOWN = 5  # names shown in one log line, each cut to 64 characters
 MAX_CHOICES = 64  # prompts x n of one completions request
-_X0_SEED_MIX = 0x5DEECE66D  # a choice's x0 generator: seed ^ this
 
 T = TypeVar("T")
 
@@ -99,6 +97,7 @@ class _Prepared:
     stop: list[str]
     echo: bool
     trace: bool
+    draft_tokens: int | None = None  # a chat prediction's length (accepted / rejected counts)
 
 
 class OpenAIServing:
@@ -242,7 +241,8 @@ class OpenAIServing:
         except Exception as err:  # noqa: BLE001 (a template may reject any message list)
             raise invalid("messages", f"the chat template rejected the messages: {err}") from None
         prefix = prefix_ids(setup.anchor_token_id, setup.tokenizer, prompt)
-        return self._prepare(req, setup, [prefix], [prompt], "messages", echo=False)
+        draft = req.draft() if isinstance(req, ChatCompletionRequest) else None
+        return self._prepare(req, setup, [prefix], [prompt], "messages", echo=False, draft=draft)
 
     def prepare_completions(
         self, req: CompletionRequest, setup: GenerationSetup, prompts: list[str | list[int]]
@@ -258,7 +258,9 @@ class OpenAIServing:
                     raise invalid("prompt", f"token ids must be in [0, {setup.vocab_size})")
                 prefixes.append([setup.anchor_token_id, *p])
                 texts.append(setup.tokenizer.decode(p))
-        return self._prepare(req, setup, prefixes, texts, "prompt", echo=req.echo)
+        return self._prepare(
+            req, setup, prefixes, texts, "prompt", echo=req.echo, suffix=req.suffix
+        )
 
     def _prepare(
         self,
@@ -268,8 +270,11 @@ class OpenAIServing:
         texts: list[str],
         prompt_param: str,
         echo: bool,
+        suffix: str | None = None,
+        draft: str | None = None,
     ) -> _Prepared:
-        """Check the prompts and x0 against the context, then one sequence per prompt x choice."""
+        """Check the prompts, x0, suffix and draft against the context, then one sequence per
+        prompt x choice (``GenerationSetup.start``: the same x0 for a seed as the CLI)."""
         s = self.settings
         asked = req.x0_request()
         spec, x0_param = asked if asked is not None else (s.x0 or str(setup.x0), "x0")
@@ -291,21 +296,37 @@ class OpenAIServing:
         stop = req.stop_strings()
         seeds = req.choice_seeds()
         max_new = req.max_new_tokens()
+        draft_ids = encode_text(setup.tokenizer, draft) if draft is not None else None
         seqs = []
         for prefix in prefixes:
-            room = setup.max_length - len(prefix)
-            budget = min(max_new or s.max_tokens, room)
+            start = setup.start(prefix, 0, draft=draft_ids, suffix=suffix)
+            room = setup.max_length - len(prefix) - len(start.suffix)
+            if room < 1:
+                param = "suffix" if suffix is not None else "prediction"
+                raise invalid(
+                    param,
+                    f"the prompt and suffix take {len(prefix) + len(start.suffix)} of this "
+                    f"model's {setup.max_length} tokens, leaving no room to write",
+                    code="context_length_exceeded",
+                )
+            default = s.max_tokens if draft_ids is None else max(s.max_tokens, 2 * len(draft_ids))
+            budget = min(max_new or default, room)
+            if draft_ids is not None and len(draft_ids) > budget:
+                limit = "max_tokens" if max_new else "the context"
+                raise invalid(
+                    "prediction",
+                    f"the prediction is {len(draft_ids)} tokens, more than the {budget} this "
+                    f"answer may hold ({limit}); shorten it or raise max_completion_tokens",
+                )
             for seed in seeds:
-                gen = torch.Generator().manual_seed(seed ^ _X0_SEED_MIX)
-                x0 = x0_sampler.sample(
-                    gen,
-                    mask_token_id=setup.mask_token_id,
-                    vocab_size=setup.vocab_size,
-                    exclude_ids=setup.banned_token_ids,
-                ).tolist()[:budget]
+                start = setup.start(
+                    prefix, seed, draft=draft_ids, suffix=suffix, x0_sampler=x0_sampler,
+                    budget=budget,
+                )  # fmt: skip
                 params = req.sampling_params(s, max_new_tokens=budget, seed=seed)
-                seqs.append(SeqRequest(prefix, x0, params))
-        return _Prepared(setup, prefixes, texts, seqs, req.n, stop, echo, req.trace)
+                seqs.append(SeqRequest(start.prefix, start.x0, params, start.suffix))
+        n_draft = len(draft_ids) if draft_ids is not None else None
+        return _Prepared(setup, prefixes, texts, seqs, req.n, stop, echo, req.trace, n_draft)
 
     # ---------------------------------------------------------------- running
     def _submit(self, prep: _Prepared, on_trace: Any = None) -> list[tuple[int, asyncio.Future]]:
@@ -460,7 +481,7 @@ class OpenAIServing:
         return FinalChoice(text, reason)
 
     def _usage(self, prep: _Prepared, results: list[GenerationResult]) -> Usage:
-        usage = Usage.of(sum(len(p) for p in prep.prefixes), results)
+        usage = Usage.of(sum(len(p) for p in prep.prefixes), results, prep.draft_tokens)
         if self.metrics is not None:
             self.metrics.prompt_tokens.inc(usage.prompt_tokens)
             self.metrics.completion_tokens.inc(usage.completion_tokens)

@@ -11,6 +11,11 @@ Every document is tokenized without special tokens and followed by one EOS. Then
   ``max_length`` is cut into ``[BOS] + piece`` chunks, all kept. Edit Flows need no padding to
   a common length, so sentence-level data (and toy languages with known string frequencies)
   train on whole strings, and the model learns where a text ends.
+
+With a ``source_field`` (draft -> final pairs, for editing), each record is one example:
+x1 = ``[BOS] + text + [EOS]`` and ``x0_ids`` = ``source + [EOS]`` (the draft the model learns to
+edit into the text; the collator aligns the two optimally). Pairs are never packed or cut: a
+pair longer than ``max_length`` is dropped.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ def pretraining_dataset(
     max_length: int,
     num_proc: int | None = None,
     pack: bool = True,
+    source_field: str | None = None,
 ) -> Dataset | IterableDataset:
     """Map text records to ``{"input_ids": [BOS, ...], "frozen": 1}`` chunks (``pack``: see the
     module docstring).
@@ -60,6 +66,14 @@ def pretraining_dataset(
         )
     if max_length < 2:
         raise ValueError(f"max_length must be >= 2 (anchor + one token), got {max_length}")
+    if source_field is not None:
+        if source_field not in names:
+            raise ValueError(
+                f"source field {source_field!r} not in the dataset; its columns are {names} "
+                "(set --source_field)"
+            )
+        return _pairs(ds, tokenizer, anchor_token_id, eos_token_id, text_field, source_field,
+                      max_length, names, num_proc)  # fmt: skip
 
     def tokenize_and_chunk(batch: dict[str, list]) -> dict[str, list]:
         texts = [t for t in batch[text_field] if t and t.strip()]
@@ -80,3 +94,23 @@ def pretraining_dataset(
 
     kwargs = {"num_proc": num_proc} if isinstance(ds, Dataset) and num_proc else {}
     return ds.map(tokenize_and_chunk, batched=True, batch_size=1000, remove_columns=names, **kwargs)
+
+
+def _pairs(ds, tokenizer, anchor, eos, text_field, source_field, max_length, names, num_proc):
+    """Draft -> final records as ``{"input_ids", "frozen", "x0_ids"}`` (see the module docstring)."""
+
+    def tokenize_pairs(batch: dict[str, list]) -> dict[str, list]:
+        out: dict[str, list] = {"input_ids": [], "frozen": [], "x0_ids": []}
+        for text, source in zip(batch[text_field], batch[source_field]):
+            if text is None or source is None:
+                continue
+            x1 = [anchor, *tokenizer(text, add_special_tokens=False)["input_ids"], eos]
+            x0 = [*tokenizer(source, add_special_tokens=False)["input_ids"], eos]
+            if max(len(x1), len(x0) + 1) <= max_length:
+                out["input_ids"].append(x1)
+                out["frozen"].append(1)
+                out["x0_ids"].append(x0)
+        return out
+
+    kwargs = {"num_proc": num_proc} if isinstance(ds, Dataset) and num_proc else {}
+    return ds.map(tokenize_pairs, batched=True, batch_size=1000, remove_columns=names, **kwargs)

@@ -1,9 +1,23 @@
 """The data collator: x0 sampling, alignment and the training path, in DataLoader workers.
 
-Each example is ``{"input_ids": x1, "frozen": f}`` (anchor + prompt = the first f tokens).
-The collator draws x0 = x1[:f] + x0-sampler tokens, aligns (x0, x1) after the frozen prefix,
-draws t and z_t (``editflow_core.sample_path``), and returns the ``PathSample`` fields as a dict
-of tensors. The training step then only runs the model and the loss.
+Each example is ``{"input_ids": x1, "frozen": f}`` (anchor + prompt = the first f tokens),
+optionally with ``"x0_ids"``: a draft of the text after the prompt (a source column: the
+draft -> final pairs of an editing dataset). The collator draws x0 = x1[:f] + x0 tokens,
+aligns (x0, x1) after the frozen prefix, draws t and z_t (``editflow_core.sample_path``), and
+returns the ``PathSample`` fields as a dict of tensors. The training step then only runs the
+model and the loss.
+
+Where x0 comes from, per row (the first that applies):
+
+1. the example's ``x0_ids`` (a draft from the data), aligned optimally;
+2. with probability ``edit_share``, ``edit_x0`` drawn from x1 (``corrupt[p:P]``: x1 with random
+   edits), aligned optimally: the model learns to repair text;
+3. the model's own noise x0 (``empty``, ``masks``, ``uniform``), coupled in closed form.
+
+Mixing 2 and 3 keeps a model able to write from nothing and to repair; ``edit_share`` 0.5 is a
+balanced start. Independently, with probability ``fim`` a row becomes fill-in-the-middle: two
+cut points a <= b uniform over the text after the prompt, x1[:a] and x1[b:] given, the middle
+the only hole (its x0 as above, from the middle alone), so a model learns to fill a hole.
 
 Randomness comes from torch's global generator: in a worker process it is seeded per worker by
 the DataLoader (from the main process's RNG, which checkpoints save), in the main process it is
@@ -17,10 +31,13 @@ from dataclasses import dataclass, fields
 
 import torch
 from editflow_core import (
+    Given,
+    Hole,
     PathSample,
     Scheduler,
     X0Sampler,
     align_batch,
+    align_layouts,
     path_totals,
     sample_path,
     split_by_length,
@@ -51,6 +68,10 @@ class EditFlowCollator:
         max_tokens_per_forward: > 0: split the batch into groups of rows of similar x_t length
             (``editflow_core.split_by_length``); the output is then ``{"groups": [fields, ...],
             "batch_totals": (2,) float64 (rows, scored tokens)}``.
+        fim: probability of making a row fill-in-the-middle (see the module docstring).
+        edit_x0: an x0 drawn from x1 (``corrupt[p:P]``), used with probability
+            ``edit_share`` instead of ``x0_sampler``; ``None``: never.
+        edit_share: see ``edit_x0``.
     """
 
     x0_sampler: X0Sampler
@@ -66,8 +87,23 @@ class EditFlowCollator:
     cond_prefix: bool = False
     max_tokens_per_forward: int = 0
     lam_prop: float = 0.0
+    fim: float = 0.0
+    edit_x0: X0Sampler | None = None
+    edit_share: float = 0.0
 
     def __post_init__(self) -> None:
+        for name in ("fim", "edit_share", "cond_drop"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+        if self.x0_sampler.needs_x1:
+            raise ValueError(
+                f"x0 sampler '{self.x0_sampler}' is drawn from x1, so a model cannot sample from "
+                "it; keep a noise x0 (empty, masks[...], uniform[...]) and pass it as edit_x0 "
+                "(with edit_share)"
+            )
+        if self.edit_x0 is not None and not self.edit_x0.needs_x1:
+            raise ValueError(f"edit_x0 must be drawn from x1 (corrupt[p:P]), got '{self.edit_x0}'")
         if self.x0_sampler.kind == "masks" and self.mask_token_id is None:
             raise ValueError(
                 f"x0 sampler '{self.x0_sampler}' needs a mask token, but the tokenizer has none: "
@@ -93,13 +129,54 @@ class EditFlowCollator:
             x1, frozen = [*x1[:1], *x1[frozen:]], 1
         return x1, frozen
 
+    def layout(self, example: dict, pool: torch.Tensor | None = None) -> tuple[list, str]:
+        """One example's pieces (``Given`` / ``Hole``) and the coupling of its hole (``pool``:
+        the tokens ``edit_x0`` draws new tokens from)."""
+        x1, f = self.conditioning(example["input_ids"], int(example.get("frozen", 1)))
+        x1 = list(x1)
+        head, middle, tail = x1[:f], x1[f:], []
+        draft = example.get("x0_ids")
+        if draft is None and self.fim > 0 and middle and float(torch.rand(())) < self.fim:
+            a, b = sorted(torch.randint(0, len(middle) + 1, (2,)).tolist())
+            head, middle, tail = head + middle[:a], middle[a:b], middle[b:]
+        if draft is not None:
+            x0, coupling = list(draft), "optimal"
+        elif self.edit_x0 is not None and float(torch.rand(())) < self.edit_share:
+            x0, coupling = self._draw(self.edit_x0, middle, pool), "optimal"
+        else:
+            x0, coupling = self._draw(self.x0_sampler, middle), self.coupling
+        pieces = [Given(head), Hole(x0, middle)] + ([Given(tail)] if tail else [])
+        return pieces, coupling
+
+    def _draw(
+        self, sampler: X0Sampler, x1: list[int], pool: torch.Tensor | None = None
+    ) -> list[int]:
+        return sampler.sample(
+            mask_token_id=self.mask_token_id,
+            vocab_size=self.vocab_size,
+            exclude_ids=self.special_ids,
+            x1=x1,
+            pool=pool,
+        ).tolist()
+
+    def token_pool(self, examples: Sequence[dict]) -> torch.Tensor:
+        """The batch's x1 tokens but special ones, with repeats: ``edit_x0``'s new tokens."""
+        tokens = torch.cat([torch.as_tensor(ex["input_ids"], dtype=torch.long) for ex in examples])
+        special = torch.tensor(list(self.special_ids), dtype=torch.long)
+        return tokens[~torch.isin(tokens, special)]
+
     def __call__(self, examples: Sequence[dict]) -> dict[str, torch.Tensor]:
         """B examples -> the ``PathSample`` fields (x_t (B, L), rate_mask (B, L, 3), edits (E,))."""
-        rows = [self.conditioning(ex["input_ids"], int(ex.get("frozen", 1))) for ex in examples]
-        x1s = [x1 for x1, _ in rows]
-        frozen = [f for _, f in rows]
-        x0s = [self.x0(x1, f) for x1, f in zip(x1s, frozen)]
-        batch = align_batch(x0s, x1s, frozen, coupling=self.coupling, gaps=self.gaps)
+        if self.fim > 0 or self.edit_share > 0 or any("x0_ids" in ex for ex in examples):
+            pool = self.token_pool(examples) if self.edit_x0 is not None else None
+            pieces, couplings = zip(*(self.layout(ex, pool) for ex in examples))
+            batch = align_layouts(pieces, coupling=couplings, gaps=self.gaps)
+        else:  # the plain layout, with the vectorised noise coupling
+            rows = [self.conditioning(ex["input_ids"], int(ex.get("frozen", 1))) for ex in examples]
+            x1s = [x1 for x1, _ in rows]
+            frozen = [f for _, f in rows]
+            x0s = [self.x0(x1, f) for x1, f in zip(x1s, frozen)]
+            batch = align_batch(x0s, x1s, frozen, coupling=self.coupling, gaps=self.gaps)
         path = sample_path(
             batch,
             self.scheduler,

@@ -122,6 +122,14 @@ class DataArguments:
         ),
     )
     text_field: str = field(default="text", **_help("pt: the column holding the text."))
+    source_field: str | None = field(
+        default=None,
+        **_help(
+            "pt: a column holding a draft of each text (draft -> final pairs): the model learns "
+            "to edit the draft into the text (x0 = the draft, aligned optimally). One example "
+            "per record, never packed; pairs longer than max_length are dropped."
+        ),
+    )
     txt_sample_by: Literal["line", "paragraph", "document"] = field(
         default="paragraph", **_help("How a .txt file splits into documents.")
     )
@@ -206,6 +214,28 @@ class EditFlowTrainingArguments(TrainingArguments):
             "Probability of dropping a row's prompt (sft prompts, pt conditioning prefixes): "
             "the model also learns the unconditional rates classifier-free guidance needs "
             "(--guidance when sampling). 0: never."
+        ),
+    )
+    fim: float = field(
+        default=0.0,
+        **_help(
+            "Fill in the middle: the probability that a row keeps a random prefix and suffix of "
+            "its text given and only the middle is a hole (two uniform cut points), so the model "
+            "learns to fill a hole (generate --suffix, the server's suffix). 0: never."
+        ),
+    )
+    edit_x0: str | None = field(
+        default=None,
+        **_help(
+            "An x0 drawn from x1 for repair training: 'corrupt[p:0.2]' (x1 with random "
+            "insertions, deletions and substitutions, about p per token), used for a share "
+            "edit_share of the rows instead of the noise x0 and aligned optimally."
+        ),
+    )
+    edit_share: float = field(
+        default=0.5,
+        **_help(
+            "Share of rows whose x0 is edit_x0 (when edit_x0 is set); the rest use x0_sampler."
         ),
     )
     cond_prefix: bool = field(

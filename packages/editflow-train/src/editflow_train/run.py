@@ -60,11 +60,16 @@ def resolve_resume(value: str | None, output_dir: str) -> str | None:
 
 
 def check_data(
-    model_args: ModelArguments, data: DataArguments, args: EditFlowTrainingArguments
+    model_args: ModelArguments,
+    data: DataArguments,
+    args: EditFlowTrainingArguments,
+    mode: Mode = "pt",
 ) -> None:
     """Raise ValueError on settings that cannot work together."""
     if data.streaming and args.max_steps <= 0:
         raise ValueError("--streaming true needs --max_steps > 0 (a stream has no length)")
+    if data.source_field is not None and mode != "pt":
+        raise ValueError("--source_field is for pt (draft -> final text pairs), not sft")
 
 
 def build_datasets(mode, data, tokenizer, anchor, eos, train_raw, test_raw):
@@ -81,6 +86,7 @@ def build_datasets(mode, data, tokenizer, anchor, eos, train_raw, test_raw):
                 max_length=data.max_length,
                 num_proc=data.preprocessing_num_workers,
                 pack=data.pack,
+                source_field=data.source_field,
             )
         return sft_dataset(
             ds,
@@ -114,7 +120,7 @@ def train(
     mode: Mode, model_args: ModelArguments, data: DataArguments, args: EditFlowTrainingArguments
 ) -> Path:
     """Run training end to end; returns the path of ``checkpoint-final``."""
-    check_data(model_args, data, args)
+    check_data(model_args, data, args, mode)
     if args.torch_num_threads:
         torch.set_num_threads(args.torch_num_threads)
     set_seed(args.seed)
@@ -159,6 +165,9 @@ def train(
         cond_drop=args.cond_drop,
         cond_prefix=args.cond_prefix,
         lam_prop=lam_prop,
+        fim=args.fim,
+        edit_x0=make_x0_sampler(args.edit_x0) if args.edit_x0 else None,
+        edit_share=args.edit_share if args.edit_x0 else 0.0,
     )
     trainer = EditFlowTrainer(
         model=model,
