@@ -69,6 +69,73 @@ def test_chat_in_the_page_shows_answer_and_edits(live, browser):
     assert "insertions" in stats and "step 12" in stats
     # the user's message is in the log too
     assert browser.find_element(By.CSS_SELECTOR, ".msg.user").text == "Hello there"
+    # usage arrives (include_usage); without a draft there are no prediction counts
+    usage = box.find_element(By.CSS_SELECTOR, ".usage").text
+    assert "completion tokens" in usage and "draft" not in usage
+    assert box.get_attribute("data-accepted") is None
+
+
+def send_with_draft(browser, url, message, draft, max_tokens=None):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(url + "/")
+    key = browser.find_element(By.ID, "api-key")
+    key.clear()
+    key.send_keys("test-key")
+    browser.execute_script("document.getElementById('delay').value = '0'")
+    browser.find_element(By.ID, "steps").clear()
+    browser.find_element(By.ID, "steps").send_keys("8")
+    if max_tokens is not None:
+        browser.find_element(By.ID, "max-tokens").clear()
+        browser.find_element(By.ID, "max-tokens").send_keys(str(max_tokens))
+    browser.find_element(By.ID, "input").send_keys(message)
+    browser.find_element(By.ID, "draft").send_keys(draft)
+    browser.find_element(By.ID, "send").click()
+    WebDriverWait(browser, 60).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, ".msg.assistant[data-done='1']")
+    )
+    return browser.find_element(By.CSS_SELECTOR, ".msg.assistant")
+
+
+def test_a_draft_is_the_first_state_and_its_tokens_are_counted(live, browser, tiny_model_dir):
+    from selenium.webdriver.common.by import By
+    from transformers import AutoTokenizer
+
+    draft = "The quick brown fox jumps."
+    box = send_with_draft(browser, live.url, "Fix my sentence", draft)
+    final = box.find_element(By.CSS_SELECTOR, ".final")
+    assert "Error" not in final.text, final.text
+    view = box.find_element(By.CSS_SELECTOR, ".edit-view")
+    # the live view started from the draft: the server made it x0 (prediction reached it)
+    assert view.get_attribute("data-start") == draft
+    assert int(view.get_attribute("data-edits")) > 0
+    assert "draft tokens untouched" in box.find_element(By.CSS_SELECTOR, ".stats").text
+    # accepted + rejected prediction tokens = the draft's tokens, shown from usage
+    n_draft = len(
+        AutoTokenizer.from_pretrained(tiny_model_dir)(draft, add_special_tokens=False).input_ids
+    )
+    accepted, rejected = (
+        int(box.get_attribute("data-accepted")),
+        int(box.get_attribute("data-rejected")),
+    )
+    assert accepted + rejected == n_draft and accepted >= 0 and rejected >= 0
+    usage = box.find_element(By.CSS_SELECTOR, ".usage").text
+    assert f"{accepted} accepted, {rejected} rejected" in usage
+    # the request's message and its draft are in the log; the draft box is emptied
+    user = browser.find_element(By.CSS_SELECTOR, ".msg.user")
+    assert user.find_element(By.CSS_SELECTOR, ".draft-note").text == "draft: " + draft
+    assert browser.find_element(By.ID, "draft").get_attribute("value") == ""
+
+
+def test_a_draft_over_max_tokens_is_an_error_and_stays_in_its_box(live, browser):
+    from selenium.webdriver.common.by import By
+
+    draft = "The quick brown fox jumps over the lazy dog."
+    box = send_with_draft(browser, live.url, "Fix it", draft, max_tokens=2)
+    error = box.find_element(By.CSS_SELECTOR, ".final.error").text
+    assert "prediction" in error and "max_tokens" in error
+    assert browser.find_element(By.ID, "draft").get_attribute("value") == draft
 
 
 def test_wrong_key_shows_an_error(live, browser):
