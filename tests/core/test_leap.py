@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 from editflow_core.leap import apply_edits, fire_edits, insertion_counts, row_edits
-from editflow_core.protocol import DEL, INS, SUB
+from editflow_core.model_protocol import DEL, INS, SUB
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

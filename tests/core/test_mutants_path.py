@@ -8,7 +8,7 @@ import pytest
 import torch
 from editflow_core import AlignedBatch, align_batch, make_scheduler, sample_path, sample_time
 from editflow_core.alignment import BLANK
-from editflow_core.protocol import DEL, INS, SUB
+from editflow_core.model_protocol import DEL, INS, SUB
 
 
 def test_sample_time_is_uniform_below_one_minus_eps():

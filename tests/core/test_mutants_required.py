@@ -32,7 +32,7 @@ from editflow_core import (
 from editflow_core import leap as leap_module
 from editflow_core import sampler as sampler_module
 from editflow_core.leap import insertion_counts
-from editflow_core.protocol import DEL, INS, SUB
+from editflow_core.model_protocol import DEL, INS, SUB
 
 from .fakes import ConstantModel
 

@@ -1,4 +1,4 @@
-"""RowCache and RatesFirst on their own, from row_cache.py's and protocol.py's docstrings."""
+"""RowCache and RatesFirst on their own, from row_cache.py's and model_protocol.py's docstrings."""
 
 from __future__ import annotations
 

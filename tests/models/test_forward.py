@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from editflow_core import BatchSampler, RatesFirstModel, SamplingParams, make_scheduler
-from editflow_core import EditFlowModel as EditFlowProtocol
+from editflow_core import BatchSampler, RateModel, RatesFirstModel, SamplingParams, make_scheduler
 from editflow_models import (
     ARCHITECTURES,
     EditFlowModel,
@@ -70,7 +69,7 @@ def test_output_is_a_model_output_with_protocol_fields():
     assert isinstance(out, EditFlowModelOutput)
     assert out["rates"] is out.rates and len(out.to_tuple()) == 3
     assert isinstance(model, torch.nn.Module) and callable(model)
-    protocol_args = list(EditFlowProtocol.__call__.__code__.co_varnames[1:6])
+    protocol_args = list(RateModel.__call__.__code__.co_varnames[1:6])
     assert list(model.forward.__code__.co_varnames[1:6]) == protocol_args
 
 

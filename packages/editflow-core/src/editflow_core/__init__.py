@@ -15,8 +15,8 @@ from .alignment import (
 )
 from .likelihood import NLLBound, nll_bound
 from .loss import LossOutput, edit_flow_loss, reverse_flow_loss
+from .model_protocol import DEL, INS, SUB, EditFlowOutput, RateModel, RatesFirst, RatesFirstModel
 from .path import PathSample, sample_path, sample_time
-from .protocol import DEL, INS, SUB, EditFlowModel, EditFlowOutput, RatesFirst, RatesFirstModel
 from .ragged import path_totals, select_rows, split_by_length
 from .sampler import BatchSampler
 from .sampler_types import EditOp, GenerationResult, SamplingParams, SequenceProgress, TraceStep
@@ -35,7 +35,6 @@ __all__ = [
     "X0_SAMPLERS",
     "AlignedBatch",
     "BatchSampler",
-    "EditFlowModel",
     "EditFlowOutput",
     "EditOp",
     "Given",
@@ -44,6 +43,7 @@ __all__ = [
     "LossOutput",
     "NLLBound",
     "PathSample",
+    "RateModel",
     "RatesFirst",
     "RatesFirstModel",
     "SamplingParams",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from .protocol import DEL
+from .model_protocol import DEL
 from .scheduler import Scheduler
 
 #: the correction schedule (c: ``SamplingParams.correction``)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .protocol import RatesFirst
+from .model_protocol import RatesFirst
 from .spans import prefix_layout
 
 #: floor of the unconditional rate in lam_u^(-g): a vanishing lam_u would make lam~ explode

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import torch
 
-from .protocol import DEL, INS, SUB
+from .model_protocol import DEL, INS, SUB
 from .sampler_types import EditOp
 
 

@@ -38,8 +38,8 @@ from dataclasses import dataclass
 import torch
 
 from .alignment import BLANK, AlignedBatch, Coupling, Gaps, align_batch
+from .model_protocol import INS, SUB, RateModel
 from .path import sample_path
-from .protocol import INS, SUB, EditFlowModel
 from .scheduler import Scheduler
 from .x0 import X0Sampler
 
@@ -133,7 +133,7 @@ def sample_times(
 
 
 def bound_terms(
-    model: EditFlowModel,
+    model: RateModel,
     scheduler: Scheduler,
     batch: AlignedBatch,
     v: torch.Tensor,
@@ -204,7 +204,7 @@ def bound_terms(
 
 
 def nll_bound(
-    model: EditFlowModel,
+    model: RateModel,
     scheduler: Scheduler,
     x1s: Sequence[Sequence[int]],
     x0_sampler: X0Sampler,
@@ -227,7 +227,7 @@ def nll_bound(
     """Estimate an upper bound on -log p(x1) for each sequence (see the module docstring).
 
     Args:
-        model: an ``EditFlowModel`` (eval mode; called under ``no_grad``).
+        model: a ``RateModel`` (eval mode; called under ``no_grad``).
         scheduler: the model's kappa scheduler.
         x1s: N token sequences, each starting with its frozen prefix (the anchor, a prompt).
         x0_sampler: the model's source distribution; x0 = prefix + a fresh draw per sample.

@@ -42,8 +42,8 @@ from typing import Literal
 
 import torch
 
+from .model_protocol import DEL, INS, SUB, EditFlowOutput
 from .path import PathSample
-from .protocol import DEL, INS, SUB, EditFlowOutput
 from .scheduler import Scheduler
 
 Normalize = Literal["batch_tokens", "none", "x1_length"]

@@ -59,8 +59,12 @@ class EditFlowOutput:
     reverse_rates: torch.Tensor | None = None
 
 
-class EditFlowModel(Protocol):
-    """The callable protocol of an Edit Flow network (see the module docstring)."""
+class RateModel(Protocol):
+    """The callable protocol of an Edit Flow network (see the module docstring).
+
+    ``editflow_models.EditFlowModel`` (the Hugging Face class) is one; the tests' oracles are
+    others.
+    """
 
     def __call__(
         self,

@@ -30,7 +30,7 @@ import torch
 
 from .alignment import BLANK, AlignedBatch
 from .localized import edit_hazard_factors, localized_sites, sample_switch_times
-from .protocol import DEL, INS, SUB
+from .model_protocol import DEL, INS, SUB
 from .scheduler import Scheduler
 from .spans import prefix_layout, rate_mask
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import torch
 
+from .model_protocol import INS, SUB
 from .path import PathSample
-from .protocol import INS, SUB
 
 
 def path_totals(path: PathSample) -> tuple[int, float]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .protocol import RatesFirst
+from .model_protocol import RatesFirst
 
 
 class RowCache:

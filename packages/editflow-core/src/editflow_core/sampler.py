@@ -46,7 +46,7 @@ import torch
 from .corrector import allowed_reverse, corrector_grid, x0_tokens
 from .guidance import guided_forward
 from .leap import apply_edits, fire_edits, row_edits
-from .protocol import DEL, INS, SUB, EditFlowModel, RatesFirst, RatesFirstModel
+from .model_protocol import DEL, INS, SUB, RateModel, RatesFirst, RatesFirstModel
 from .ragged import default_forward_cost, group_rows
 from .row_cache import RowCache
 from .sampler_types import GenerationResult, SamplingParams, SequenceProgress, TraceStep
@@ -111,7 +111,7 @@ class BatchSampler:
     """Runs many sequences through the CTMC together, admitting and retiring them per step.
 
     Args:
-        model: an ``EditFlowModel`` callable.
+        model: a ``RateModel`` callable.
         scheduler: the kappa scheduler the model was trained with.
         pad_token_id: id written into padding.
         eos_token_id: completions are cut at its first occurrence (``None``: no EOS).
@@ -131,7 +131,7 @@ class BatchSampler:
 
     def __init__(
         self,
-        model: EditFlowModel,
+        model: RateModel,
         scheduler: Scheduler,
         *,
         pad_token_id: int = 0,

@@ -71,7 +71,7 @@ class GenerationSetup:
     """A model, its tokenizer and the sampling facts read from its config.
 
     Attributes:
-        model: an ``EditFlowModel`` (or any callable of the core protocol with a ``config``).
+        model: an ``EditFlowModel`` (or any ``editflow_core.RateModel`` with a ``config``).
         tokenizer: its tokenizer.
         scheduler: the kappa scheduler it was trained with.
         x0: its source distribution.

@@ -6,7 +6,7 @@
     sub_logits = sub_head(h)      at every row, or at sub_rows  (B, L, V) or (N_sub, V)
 
 Design decisions:
-- The forward matches ``editflow_core.protocol.EditFlowModel``: ``*_rows`` are flat indices
+- The forward matches ``editflow_core.RateModel``: ``*_rows`` are flat indices
   ``b * L + i``; when given, the token heads run only on those gathered rows (training), so no
   (B, L, V) tensor exists. The source LM head is not part of the model: its logits are never
   computed.
