@@ -7,7 +7,7 @@ import logging
 
 import pytest
 import torch
-from editflow_models import EditFlowModel, apply_lora, load_model, lora_config, quiet
+from editflow_models import EditFlowModel, apply_lora, load_edit_flow_model, lora_config, quiet
 from editflow_models.lora import BNB_4BIT_BLOCKSIZE, BNB_CPU_4BIT_BLOCK_N, cpu_4bit_compatible
 from torch import nn
 
@@ -57,7 +57,7 @@ MISS = [(32, 32), (96, 32), (66, 64), (64, 16), (64, 48), (33, 32), (64, 31), (1
 
 @pytest.mark.parametrize("shape", FIT + MISS, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_cpu_4bit_rule_is_bitsandbytes_rule(shape):
-    """The rule ``load_model(bits=4)`` checks is exactly the one bitsandbytes' CPU repacking
+    """The rule ``load_edit_flow_model(bits=4)`` checks is exactly the one bitsandbytes' CPU repacking
     enforces; the repacking is plain torch, so this runs (and pins the rule) on any CPU."""
     bnb = pytest.importorskip("bitsandbytes")
     import inspect
@@ -103,7 +103,7 @@ def _backbone_linears(model):
 def test_4bit_keeps_new_modules_unquantised_and_trains(converted_4bit, caplog):
     bnb = pytest.importorskip("bitsandbytes")
     with caplog.at_level(logging.WARNING, logger="editflow_models.lora"):
-        model = load_model(converted_4bit, bits=4)
+        model = load_edit_flow_model(converted_4bit, bits=4)
     assert not _our_records(caplog)  # every backbone Linear fits the CPU rule: nothing skipped
     # what editflow_models.quiet held back at start-up is shown to whoever quantises
     assert len(_bnb_notes(caplog)) == len(set(quiet.held_back(quiet.BNB_MESSAGE)))
@@ -157,7 +157,7 @@ def test_4bit_gradients_survive_an_inference_pass(converted_4bit):
     bnb = pytest.importorskip("bitsandbytes")
     from bitsandbytes.functional import dequantize_4bit, has_avx512bf16
 
-    peft_model = apply_lora(load_model(converted_4bit, bits=4), r=4)
+    peft_model = apply_lora(load_edit_flow_model(converted_4bit, bits=4), r=4)
     layers = {n: m for n, m in peft_model.named_modules() if isinstance(m, bnb.nn.Linear4bit)}
     weights = {n: dequantize_4bit(m.weight.data, m.weight.quant_state) for n, m in layers.items()}
     ids = torch.randint(5, 90, (2, 8))
@@ -185,7 +185,7 @@ def test_4bit_too_narrow_layers_stay_unquantised_with_a_warning(converted, caplo
     % 64); only the MLP down projections (64 -> 32) are quantised. No crash inside bitsandbytes."""
     bnb = pytest.importorskip("bitsandbytes")
     with caplog.at_level(logging.WARNING, logger="editflow_models.lora"):
-        model = load_model(converted["qwen3"], bits=4)
+        model = load_edit_flow_model(converted["qwen3"], bits=4)
     records = _our_records(caplog)
     assert len(records) == 1
     message = records[0].getMessage()
@@ -222,12 +222,12 @@ def test_4bit_refused_when_no_layer_fits(tmp_path):
     )
     model.save_pretrained(tmp_path / "narrow")
     with pytest.raises(ValueError, match=r"none of the 7 backbone Linears.*in_features % 64 == 0"):
-        load_model(tmp_path / "narrow", bits=4)
+        load_edit_flow_model(tmp_path / "narrow", bits=4)
 
 
 def test_8bit_has_no_cpu_shape_rule(converted):
     bnb = pytest.importorskip("bitsandbytes")
-    model = load_model(converted["qwen3"], bits=8)
+    model = load_edit_flow_model(converted["qwen3"], bits=8)
     linears = _backbone_linears(model)
     assert linears and all(isinstance(m, bnb.nn.Linear8bitLt) for m in linears.values())
     ids = torch.randint(5, 90, (2, 8))

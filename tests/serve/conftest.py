@@ -12,14 +12,13 @@ import pytest
 import torch
 import uvicorn
 from editflow_core import GenerationResult, make_scheduler, make_x0_sampler
-from editflow_models.generation import GenerationSetup
+from editflow_models import GenerationSetup, load_generation_setup
 from editflow_serve import (
     Engine,
     Metrics,
     QueueFull,
     ServeSettings,
     create_app,
-    load_model,
 )
 from editflow_serve.engine import EngineError
 from editflow_serve.http_protocol import uvicorn_config
@@ -137,7 +136,10 @@ class LiveServer:
     def __init__(self, model_dir: Path, api_key: str | None = API_KEY, **engine_kw) -> None:
         self.metrics = Metrics()
         self.engine = Engine(
-            lambda: load_model(model_dir), metrics=self.metrics, torch_threads=1, **engine_kw
+            lambda: load_generation_setup(model_dir),
+            metrics=self.metrics,
+            torch_threads=1,
+            **engine_kw,
         )
         settings = ServeSettings(
             served_model_name=MODEL_NAME,

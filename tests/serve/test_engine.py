@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 from editflow_core import SamplingParams
-from editflow_serve import Engine, EngineError, SeqRequest, load_model
+from editflow_models import load_generation_setup
+from editflow_serve import Engine, EngineError, SeqRequest
 from editflow_serve.cli import build_parser, parse_args
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,7 +24,7 @@ async def run_all(engine: Engine, seqs: list[SeqRequest]):
 def test_continuous_batching_is_per_request_and_capped(tiny_model_dir):
     """Sequences joining at different steps with different settings give their solo results."""
     torch.set_num_threads(1)
-    info = load_model(tiny_model_dir)
+    info = load_generation_setup(tiny_model_dir)
     seqs = [
         SeqRequest(
             [info.anchor_token_id, 40 + i],
@@ -58,7 +59,7 @@ def test_continuous_batching_is_per_request_and_capped(tiny_model_dir):
 
 
 def test_queue_bound_and_fault(tiny_model_dir):
-    info = load_model(tiny_model_dir)
+    info = load_generation_setup(tiny_model_dir)
 
     def broken(*args, **kw):
         raise RuntimeError("kaboom")
@@ -81,7 +82,7 @@ def test_queue_bound_and_fault(tiny_model_dir):
 
 
 def test_load_failure_is_a_fault(tmp_path):
-    engine = Engine(lambda: load_model(tmp_path / "missing"))
+    engine = Engine(lambda: load_generation_setup(tmp_path / "missing"))
     engine.start()
     assert not engine.wait_ready(60)
     assert engine.state == "fault" and "loading the model failed" in engine.error
@@ -123,7 +124,7 @@ def test_no_model_exits_with_how_to_train_or_convert(tmp_path, monkeypatch):
 def test_dtype_flag_loads_the_weights_in_that_dtype(tiny_model_dir):
     assert parse_args(["--dtype", "bf16"]).dtype == "bf16"
     assert parse_args([]).dtype == "auto"
-    setup = load_model(tiny_model_dir, "cpu", "bf16")
+    setup = load_generation_setup(tiny_model_dir, "cpu", "bf16")
     assert {p.dtype for p in setup.model.parameters()} == {torch.bfloat16}
     with pytest.raises(SystemExit):
         parse_args(["--dtype", "half"])
@@ -135,7 +136,7 @@ def test_ragged_forwards_are_on_by_default_on_a_cpu_and_change_no_sample(tiny_mo
     assert Engine(lambda: None, max_tokens_per_forward=0).max_tokens_per_forward == 0
     with pytest.raises(SystemExit):
         parse_args(["--max-tokens-per-forward", "-5"])
-    setup = load_model(tiny_model_dir)
+    setup = load_generation_setup(tiny_model_dir)
     prefixes = [[setup.anchor_token_id] + [7] * n for n in (0, 30, 3, 12)]
     results = []
     for budget in (0, 16):
@@ -148,7 +149,7 @@ def test_ragged_forwards_are_on_by_default_on_a_cpu_and_change_no_sample(tiny_mo
 def test_guided_requests_run_on_the_real_model(tiny_model_dir):
     """Guidance through a real EditFlowModel (rates-first forward, RowCache, ragged groups):
     prompted rows with g > 0 next to plain ones; g = 0 rows keep their plain samples."""
-    setup = load_model(tiny_model_dir)
+    setup = load_generation_setup(tiny_model_dir)
     prompt = setup.chat_prefix([{"role": "user", "content": "Hi there"}])
     prefixes = [prompt, prompt, [setup.anchor_token_id]]
 

@@ -22,7 +22,7 @@ from editflow_models.generation import (
     load_generation_setup,
 )
 from editflow_models.heads import TimeEmbedding, TokenHead
-from editflow_models.lora import apply_lora, load_model, lora_config, quantization_config
+from editflow_models.lora import apply_lora, load_edit_flow_model, lora_config, quantization_config
 from editflow_models.modeling import EditFlowModel, EditFlowModelOutput
 from editflow_models.prompting import encode_text, eos_token_id, prefix_ids, render_chat
 from editflow_models.special_tokens import anchor_token_id, banned_token_ids
@@ -51,8 +51,8 @@ __all__ = [
     "encode_text",
     "eos_token_id",
     "generation_setup",
+    "load_edit_flow_model",
     "load_generation_setup",
-    "load_model",
     "lora_config",
     "prefix_ids",
     "quantization_config",

@@ -7,7 +7,7 @@
   (``llm_int8_skip_modules``); only backbone Linears are quantised. Given the model's config it
   also keeps out the backbone Linears whose shape bitsandbytes' CPU 4-bit kernel cannot take
   (``cpu_4bit_incompatible``; the rule is spelled out there), or refuses when that is all of them.
-- ``load_model(bits=4)`` makes a 4-bit model safe to train after an inference pass on CPU (see
+- ``load_edit_flow_model(bits=4)`` makes a 4-bit model safe to train after an inference pass on CPU (see
   ``_unpack_cpu_4bit_for_grad``).
 
 peft and bitsandbytes take seconds to import: they are imported inside the functions.
@@ -91,7 +91,7 @@ def apply_lora(model: EditFlowModel, **kwargs):
 
     The backbone is frozen except for the adapters; the new modules train in full. For a 4-bit
     model, ``peft.prepare_model_for_kbit_training`` is applied first, and its bitsandbytes layers
-    get the CPU unpack guard (``_unpack_cpu_4bit_for_grad``) if ``load_model`` did not add it.
+    get the CPU unpack guard (``_unpack_cpu_4bit_for_grad``) if ``load_edit_flow_model`` did not add it.
     """
     from peft import get_peft_model, prepare_model_for_kbit_training
 
@@ -207,7 +207,7 @@ def quantization_config(
         config: the model's ``EditFlowConfig``. With ``bits=4`` its backbone Linears are checked
             against bitsandbytes' CPU 4-bit shape rule (``cpu_4bit_incompatible``): the layers
             that miss it are kept unquantised too, with one warning naming them and the rule, and
-            a ``ValueError`` is raised when no layer would be left to quantise. ``load_model``
+            a ``ValueError`` is raised when no layer would be left to quantise. ``load_edit_flow_model``
             always passes it.
 
     Why skip and not refuse: a layer that misses the rule would crash inside bitsandbytes on the
@@ -237,7 +237,7 @@ def quantization_config(
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 
 
-def load_model(path: str | Path, bits: int | None = None, **kwargs) -> EditFlowModel:
+def load_edit_flow_model(path: str | Path, bits: int | None = None, **kwargs) -> EditFlowModel:
     """Load an Edit Flow checkpoint (safetensors only), optionally quantised to 4 / 8 bits.
 
     Args:

@@ -8,7 +8,7 @@ of ``editflow-serve`` (``cli.main``), which launches it.
 import editflow_models  # noqa: F401  (first: its quiet start-up filters, see editflow_models.quiet)
 
 from .app import create_app
-from .engine import Engine, load_model
+from .engine import Engine
 from .engine_client import EngineClient, EngineError, QueueFull, SeqRequest
 from .errors import APIError
 from .metrics import Metrics
@@ -26,5 +26,4 @@ __all__ = [
     "SeqRequest",
     "ServeSettings",
     "create_app",
-    "load_model",
 ]

@@ -94,15 +94,17 @@ def resolve_model(model: str | None) -> Path:
 
 def build(settings: ServeSettings) -> tuple[FastAPI, Engine]:
     """The app and its engine for ``settings`` (the model folder resolved first)."""
+    from editflow_models import load_generation_setup
+
     from .app import create_app
-    from .engine import Engine, load_model
+    from .engine import Engine
     from .metrics import Metrics
 
     path = resolve_model(settings.model)
     settings = dataclasses.replace(settings, model=str(path))
     metrics = Metrics()
     engine = Engine(
-        lambda: load_model(path, settings.device, settings.dtype),
+        lambda: load_generation_setup(path, settings.device, settings.dtype),
         max_running=settings.max_running,
         max_queued=settings.max_queued,
         device=settings.device,

@@ -28,7 +28,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,7 +37,7 @@ from editflow_models import GenerationSetup
 from .engine_client import EngineError, QueueFull, SeqRequest, TraceCallback
 from .metrics import Metrics
 
-__all__ = ["Engine", "EngineError", "QueueFull", "SeqRequest", "TraceCallback", "load_model"]
+__all__ = ["Engine", "EngineError", "QueueFull", "SeqRequest", "TraceCallback"]
 
 log = logging.getLogger("editflow_serve.engine")
 
@@ -53,14 +52,6 @@ class _Pending:
     on_trace: TraceCallback | None
     submitted: float = field(default_factory=time.monotonic)
     sent: int = 0  # trace steps already handed to on_trace
-
-
-def load_model(path: str | Path, device: str = "cpu", dtype: str = "auto") -> GenerationSetup:
-    """Load an Edit Flow checkpoint and its tokenizer for serving (in the engine thread);
-    ``dtype``: "auto" (as saved), "fp32", "bf16" or "fp16"."""
-    from editflow_models import load_generation_setup
-
-    return load_generation_setup(path, device, dtype)
 
 
 class Engine:

@@ -129,11 +129,11 @@ def _no_zero3_init(trainer: Trainer) -> Iterator[None]:
 def sampling_model(trainer: Trainer, final: Path):
     """The model the main process samples from: the trained one, or, when its parameters are
     sharded, ``final`` (checkpoint-final, full weights) loaded as one plain model."""
-    from editflow_models import load_model
+    from editflow_models import load_edit_flow_model
 
     from editflow_train.model_setup import base_model
 
     if not params_sharded(trainer):
         return base_model(trainer.accelerator.unwrap_model(trainer.model))
     with _no_zero3_init(trainer):
-        return load_model(final).to(trainer.args.device)
+        return load_edit_flow_model(final).to(trainer.args.device)

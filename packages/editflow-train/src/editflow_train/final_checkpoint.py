@@ -25,12 +25,12 @@ def _merge_lora(trainer: Trainer, tmp: Path, base_checkpoint: str | None, quanti
     if not quantized:
         model.merge_and_unload().save_pretrained(tmp)
         return
-    from editflow_models import load_model
+    from editflow_models import load_edit_flow_model
     from peft import PeftModel
 
     adapter = tmp.with_name(tmp.name + "-adapter")
     model.save_pretrained(adapter)
-    base = load_model(base_checkpoint, dtype="bfloat16")
+    base = load_edit_flow_model(base_checkpoint, dtype="bfloat16")
     PeftModel.from_pretrained(base, adapter).merge_and_unload().save_pretrained(tmp)
     shutil.rmtree(adapter)
 

@@ -22,7 +22,7 @@ from editflow_models import (
     apply_lora,
     build_model_from_scratch,
     convert,
-    load_model,
+    load_edit_flow_model,
     resolve_dtype,
 )
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
@@ -128,7 +128,9 @@ def load_or_build_model(
         kwargs = {"dtype": dtype}
         if model_args.attn_implementation:
             kwargs["attn_implementation"] = model_args.attn_implementation
-        model = load_model(checkpoint, bits=4 if model_args.load_in_4bit else None, **kwargs)
+        model = load_edit_flow_model(
+            checkpoint, bits=4 if model_args.load_in_4bit else None, **kwargs
+        )
     if args.scheduler:
         model.config.scheduler = args.scheduler
     if args.x0_sampler:
