@@ -38,7 +38,7 @@ def collate(x0: str, budget: int, seed: int = 0) -> dict:
 
 def loss_and_grads(model, inputs):
     trainer = SimpleNamespace(
-        kappa=make_scheduler("cubic"),
+        scheduler=make_scheduler("cubic"),
         normalize="batch_tokens",
         max_weight=20.0,
         _sums={"train": defaultdict(float), "eval": defaultdict(float)},

@@ -84,7 +84,7 @@ class EditFlowTrainer(Trainer):
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
-        self.kappa = scheduler
+        self.scheduler = scheduler
         self.normalize = normalize
         self.max_weight = max_weight
         self._bound_logs: dict[str, float] = {}
@@ -117,7 +117,7 @@ class EditFlowTrainer(Trainer):
             parts = edit_flow_loss(
                 out,
                 path,
-                self.kappa,
+                self.scheduler,
                 normalize=self.normalize,
                 max_weight=self.max_weight,
                 batch_totals=totals,
@@ -127,7 +127,7 @@ class EditFlowTrainer(Trainer):
             reverse = getattr(out, "reverse_rates", None)
             if reverse is not None:  # self-correction: the same loss backward in time
                 rev = reverse_flow_loss(
-                    reverse, path, self.kappa, self.normalize, self.max_weight, totals
+                    reverse, path, self.scheduler, self.normalize, self.max_weight, totals
                 )
                 loss = loss + rev
                 sums["reverse"] += float(rev)
