@@ -13,7 +13,14 @@ from pathlib import Path
 from rich.progress import Progress
 
 from editflow_cli.errors import CliError
-from editflow_cli.generate import add_model_arg, add_sampling_args, load, run_one, sampling_params
+from editflow_cli.generate import (
+    add_model_arg,
+    add_sampling_args,
+    load,
+    run_one,
+    sampling_default,
+    sampling_params,
+)
 from editflow_cli.render import describe_step
 
 EXAMPLES = """examples:
@@ -42,6 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--prompt", default="", help="given text before the draft (never edited)")
     add_sampling_args(p)
+    for action in p._actions:  # its default depends on the draft
+        if action.dest == "max_new_tokens":
+            action.help = (
+                "cap on the edited text's tokens (default: twice the draft's, at least "
+                f"{sampling_default('max_new_tokens')}); a longer draft is an error"
+            )
     p.add_argument("--trace", action="store_true", help="print each step's edits to stderr")
     p.add_argument("--quiet", action="store_true", help="no progress bar or statistics")
     p.set_defaults(run=run, max_new_tokens=None)
@@ -55,16 +68,19 @@ def read_draft(source: str) -> str:
         path = Path(source)
         if not path.is_file():
             raise CliError(f"no draft file at {path} (use --draft - to read stdin)")
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise CliError(f"the draft file {path} is not UTF-8 text") from None
     return text[:-1] if text.endswith("\n") else text
 
 
 def run(args: argparse.Namespace) -> int:
     draft = read_draft(args.draft)
     setup = load(args.model, args.dtype)
-    if args.max_new_tokens is None:  # room for the draft and as much again
-        args.max_new_tokens = 2 * len(setup.tokenizer(draft, add_special_tokens=False)["input_ids"])
-        args.max_new_tokens = max(args.max_new_tokens, 16)
+    if args.max_new_tokens is None:  # room for the draft and as much again, as the server gives
+        n_draft = len(setup.tokenizer(draft, add_special_tokens=False)["input_ids"])
+        args.max_new_tokens = max(2 * n_draft, sampling_default("max_new_tokens"))
     params = sampling_params(args, trace=args.trace)
     prefix = setup.text_prefix(args.prompt)
     with Progress(transient=True, disable=args.quiet or not sys.stderr.isatty()) as bar:

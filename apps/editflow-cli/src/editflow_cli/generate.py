@@ -160,11 +160,23 @@ def run_one(
     seed = params.seed if params.seed is not None else int(torch.randint(2**31, (1,)))
     params.seed = seed
     start = setup.start(prefix, seed, draft=draft, suffix=suffix)
-    if len(start.x0) > params.max_new_tokens:
+    given = len(start.prefix) + len(start.suffix)
+    room = setup.max_length - given
+    if room < 1:
         raise CliError(
-            f"the draft is {len(start.x0)} tokens, more than --max-new-tokens "
-            f"{params.max_new_tokens}: raise --max-new-tokens"
+            f"the prompt and suffix take {given} of the model's {setup.max_length} tokens, "
+            "leaving no room to write: shorten them"
         )
+    budget = min(params.max_new_tokens, room)
+    if not start.draft:  # a drawn x0 is cut to the budget, as the server does
+        start.x0 = start.x0[:budget]
+    elif len(start.x0) > budget:
+        limit = (
+            f"--max-new-tokens {params.max_new_tokens}: raise --max-new-tokens"
+            if budget == params.max_new_tokens
+            else f"the {room} tokens the model's context leaves after the prompt: shorten it"
+        )
+        raise CliError(f"the draft is {len(start.x0)} tokens, more than {limit}")
     sampler = setup.sampler()
     start.add_to(sampler, params, key=0)
     while True:
