@@ -6,10 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from editflow_models.architectures import A2D_MODEL_TYPES
 from editflow_models.checkpoint import read_source_config, resolve_source, save_tokenizer
-
-#: model_type of the causal checkpoints ``a2d`` accepts.
-A2D_MODEL_TYPES = ("qwen2", "qwen3", "llama")
 
 
 def a2d(src: str | Path, output: str | Path) -> Path:

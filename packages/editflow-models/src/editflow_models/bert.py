@@ -28,7 +28,12 @@ from transformers import (
 from transformers.activations import GELUActivation
 from transformers.models.bert.modeling_bert import BertPredictionHeadTransform
 
-from editflow_models.arch import Architecture, SourceWeights, config_token_ids, prefixed
+from editflow_models.architecture_base import (
+    Architecture,
+    SourceWeights,
+    config_token_ids,
+    prefixed,
+)
 from editflow_models.heads import TokenHead
 
 

@@ -18,18 +18,7 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-#: Architecture names accepted by ``EditFlowConfig.arch`` and the text-config model_type each uses.
-ARCH_MODEL_TYPES: dict[str, str] = {
-    "modernbert": "modernbert",
-    "bert": "bert",
-    "roberta": "roberta",
-    "xlm-roberta": "xlm-roberta",
-    "qwen2": "qwen2",
-    "qwen3": "qwen3",
-    "llama": "llama",
-    "llada": "llama",
-    "dream": "qwen2",
-}
+from editflow_models.architectures import ARCH_MODEL_TYPES
 
 
 def _check_spec(kind: str, spec: str) -> None:
@@ -53,8 +42,8 @@ class EditFlowConfig(PreTrainedConfig):
 
     Attributes:
         text_config: the backbone's config (a dict with ``model_type``, or a config object).
-        arch: one of ``ARCH_MODEL_TYPES`` (modernbert, bert, roberta, xlm-roberta, qwen2, qwen3,
-            llama, llada, dream).
+        arch: a family name, a key of ``editflow_models.ARCHITECTURES``; its text config's
+            ``model_type`` must be the family's (``ARCH_MODEL_TYPES``).
         time_conditioning: add an embedding of t to every input embedding (off for converted
             pretrained models, on by default for models built from scratch).
         given_embedding: add a learned embedding of "this token is given" (anchor, prompt, any

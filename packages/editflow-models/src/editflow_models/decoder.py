@@ -24,7 +24,12 @@ from transformers import (
     Qwen3Config,
 )
 
-from editflow_models.arch import Architecture, SourceWeights, config_token_ids, prefixed
+from editflow_models.architecture_base import (
+    Architecture,
+    SourceWeights,
+    config_token_ids,
+    prefixed,
+)
 from editflow_models.heads import TokenHead
 
 
@@ -44,6 +49,7 @@ class DecoderArch(Architecture):
     name = "llama"
     config_class: type[PreTrainedConfig] = LlamaConfig
     mask_made_bidirectional = True
+    causal_source = True
 
     scratch_extras = dict(bos_token_id=None, eos_token_id=None, tie_word_embeddings=False)
 

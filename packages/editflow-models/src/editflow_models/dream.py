@@ -21,7 +21,7 @@ from pathlib import Path
 
 from transformers import Qwen2Config
 
-from editflow_models.arch import SourceWeights, prefixed
+from editflow_models.architecture_base import SourceWeights, prefixed
 from editflow_models.checkpoint import read_json, read_safetensors
 from editflow_models.decoder import DecoderArch
 
@@ -63,6 +63,8 @@ class DreamArch(DecoderArch):
     """Dream checkpoints (``model_type: Dream``), carried on a bidirectional ``Qwen2Model``."""
 
     name = "dream"
+    source_model_type = "Dream"
+    causal_source = False
     config_class = Qwen2Config
     shifted = True
 

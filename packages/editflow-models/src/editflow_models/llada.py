@@ -24,7 +24,7 @@ from pathlib import Path
 
 from transformers import LlamaConfig
 
-from editflow_models.arch import SourceWeights
+from editflow_models.architecture_base import SourceWeights
 from editflow_models.checkpoint import read_json, read_safetensors
 from editflow_models.decoder import DecoderArch
 
@@ -88,6 +88,7 @@ class LLaDAArch(DecoderArch):
     """LLaDA checkpoints (``model_type: llada``), carried on a bidirectional ``LlamaModel``."""
 
     name = "llada"
+    causal_source = False
     config_class = LlamaConfig
 
     def load_source(self, path: Path) -> SourceWeights:

@@ -12,7 +12,12 @@ from torch import nn
 from transformers import ModernBertConfig, ModernBertForMaskedLM, ModernBertModel
 from transformers.models.modernbert.modeling_modernbert import ModernBertPredictionHead
 
-from editflow_models.arch import Architecture, SourceWeights, config_token_ids, prefixed
+from editflow_models.architecture_base import (
+    Architecture,
+    SourceWeights,
+    config_token_ids,
+    prefixed,
+)
 from editflow_models.heads import TokenHead
 
 

@@ -1,8 +1,9 @@
-"""What every architecture file provides to ``EditFlowModel`` and to conversion.
+"""The base class of the architecture families, and what conversion reads from a source.
 
 An ``Architecture`` knows how to build its backbone and token-head shape from a text config
 (loading a checkpoint, building from scratch) and how to read a source checkpoint's weights
-(conversion). Each family lives in its own small file; ``architectures.py`` lists them.
+(conversion). Each family lives in its own small file (``bert.py``, ``decoder.py``, ...);
+``architectures.py`` lists them, and every table of family names is derived from that list.
 """
 
 from __future__ import annotations
@@ -54,12 +55,20 @@ class Architecture:
 
     Class attributes:
         name: the ``EditFlowConfig.arch`` value.
+        config_class: the backbone's transformers config class; its ``model_type`` is the one
+            the Edit Flow config's ``text_config`` carries (LLaDA: llama, Dream: qwen2).
+        source_model_type: the ``model_type`` in the config.json of the checkpoints this family
+            converts (``None``: the same as ``name``).
+        causal_source: its source checkpoints are causal LMs, which ``a2d`` saves in their
+            bidirectional form.
         shifted: the backbone predicts token i from the state at i - 1 (Dream).
         mask_made_bidirectional: a causal decoder made bidirectional through its mask (a2d);
             attention kernels that ignore the mask's shape (flash attention) are refused.
     """
 
     name: str = ""
+    source_model_type: str | None = None
+    causal_source: bool = False
     shifted: bool = False
     mask_made_bidirectional: bool = False
     config_class: type[PreTrainedConfig]
