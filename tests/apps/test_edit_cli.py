@@ -189,3 +189,26 @@ def test_help_shows_the_editing_examples(command, shown, capsys):
     assert f"usage: editflow {command}" in out and "examples:" in out
     for text in shown:
         assert text in out, text
+
+
+def test_generate_suffix_gives_the_servers_middle_for_a_seed(live_server, tiny_checkpoint, capsys):
+    import openai
+
+    url, key = live_server
+    client = openai.OpenAI(base_url=url, api_key=key)
+    model = client.models.list().data[0].id
+    prompt, suffix = "The quick", " over the lazy dog."
+    for seed in (0, 5):
+        assert (
+            main(
+                ["generate", "--model", str(tiny_checkpoint), "--prompt", prompt]
+                + ["--suffix", suffix, "--steps", "6", "--seed", str(seed), "--quiet"]
+            )
+            == 0
+        )
+        local = capsys.readouterr().out
+        remote = client.completions.create(
+            model=model, prompt=prompt, suffix=suffix, seed=seed, max_tokens=256,
+            temperature=1.0, top_p=1.0, extra_body={"steps": 6, "top_k": 0},
+        )  # fmt: skip
+        assert local == remote.choices[0].text + "\n"
