@@ -40,9 +40,7 @@ from editflow_core import (
     make_x0_sampler,
     sample_path,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.core.reference import needleman_wunsch  # noqa: E402
+from editflow_testing.reference import needleman_wunsch
 
 VOCAB = 32_000
 

@@ -27,47 +27,36 @@ import tempfile
 from pathlib import Path
 
 import torch
+from editflow_testing.toy_training import TOY_LANGUAGE, toy_config, write_toy_language
 
 ROOT = Path(__file__).resolve().parents[1]
-LANGUAGE = {"ab": 0.5, "baa": 0.3, "c": 0.2}
 RECORDS = {("p", "x"): 0.3, ("p", "y"): 0.2, ("q", "x"): 0.1, ("q", "y"): 0.4}
 
 
-def toy_config(data: Path, out: Path, x0: str, **extra) -> str:
-    """A YAML config for a 2-layer BERT on a toy dataset (the tests' toy settings)."""
-    cfg = {
-        "dataset": str(data), "max_length": 8, "tokenizer_vocab_size": 262, "arch": "bert",
-        "hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 128,
-        "max_position_embeddings": 16, "x0_sampler": x0, "scheduler": "cubic",
-        "output_dir": str(out), "max_steps": 1000, "per_device_train_batch_size": 128,
-        "learning_rate": 3e-3, "lr_scheduler_type": "cosine", "warmup_steps": 20,
-        "weight_decay": 0.0, "logging_steps": 250, "save_strategy": "no", "use_cpu": True,
-        "torch_num_threads": 1, "dataloader_num_workers": 0, "seed": 0, "num_samples": 0,
-        "nll_bound_samples": 0, "disable_tqdm": True,
-    } | extra  # fmt: skip
+def yaml_config(cfg: dict) -> str:
+    """A config dict as YAML text (one JSON-valued key per line)."""
     return "\n".join(f"{k}: {json.dumps(v)}" for k, v in cfg.items()) + "\n"
 
 
 def train_toys(root: Path) -> dict[str, Path]:
     """The three toy checkpoints, trained in parallel."""
-    lines = [t for t, p in LANGUAGE.items() for _ in range(round(100 * p))]
-    (root / "toy.txt").write_text("\n".join(lines) + "\n")
+    write_toy_language(root / "toy.txt")
     recs = [json.dumps({"instruction": q, "output": a}) for (q, a), p in RECORDS.items()]
     recs = [r for r, (_, p) in zip(recs, RECORDS.items()) for _ in range(round(100 * p))]
     (root / "toy.jsonl").write_text("\n".join(recs) + "\n")
-    plain = {"txt_sample_by": "line", "pack": False}
+    quiet = {"nll_bound_samples": 0}  # no held-out bound after training
     configs = {
-        "empty": ("pt", toy_config(root / "toy.txt", root / "empty", "empty", **plain)),
-        "masks": ("pt", toy_config(root / "toy.txt", root / "masks", "masks[length:3]", **plain)),
+        "empty": ("pt", toy_config(root / "toy.txt", root / "empty", "empty", **quiet)),
+        "masks": ("pt", toy_config(root / "toy.txt", root / "masks", "masks[length:3]", **quiet)),
         "guided": ("sft", toy_config(
             root / "toy.jsonl", root / "guided", "masks[length:2]", max_length=48,
             max_position_embeddings=64, time_conditioning=False, cond_drop=0.3,
-            given_embedding=True,
+            given_embedding=True, **quiet,
         )),
     }  # fmt: skip
     procs = {}
-    for name, (mode, text) in configs.items():
-        (root / f"{name}.yaml").write_text(text)
+    for name, (mode, cfg) in configs.items():
+        (root / f"{name}.yaml").write_text(yaml_config(cfg))
         cmd = [
             sys.executable,
             "-m",
@@ -101,7 +90,7 @@ def toy_rows(setup, name: str, n: int, steps_list) -> list[str]:
     tok = setup.tokenizer
     truth = {
         (*tok(t, add_special_tokens=False)["input_ids"], setup.eos_token_id): p
-        for t, p in LANGUAGE.items()
+        for t, p in TOY_LANGUAGE.items()
     }
     rows = []
     for steps in steps_list:

@@ -24,7 +24,6 @@ L = 512, and x0 = masks[length:64] at L = 128 (the reference implementation's se
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -41,14 +40,12 @@ from editflow_core import (
     split_by_length,
 )
 from editflow_models import build_model_from_scratch
+from editflow_testing.reference import needleman_wunsch  # the pure-Python DP baseline
 from editflow_train.chunking import pretraining_dataset
 from editflow_train.collator import PATH_FIELDS, EditFlowCollator
 from editflow_train.sources import load_dataset_spec
 from editflow_train.tokenizer import local_tokenizer
 from torch.utils.data import DataLoader
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.core.reference import needleman_wunsch  # noqa: E402  (the pure-Python DP baseline)
 
 ROOT = Path(__file__).resolve().parents[1]
 

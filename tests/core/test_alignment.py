@@ -3,10 +3,9 @@
 import pytest
 import torch
 from editflow_core import BLANK, align, align_batch, couple_noise, strip_blanks
+from editflow_testing.reference import edit_distance, needleman_wunsch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from .reference import edit_distance, needleman_wunsch
 
 seqs = st.lists(st.integers(0, 6), max_size=30)
 

@@ -6,10 +6,9 @@ import pytest
 import torch
 from editflow_core.leap import apply_edits, fire_edits, insertion_counts, row_edits
 from editflow_core.model_protocol import DEL, INS, SUB
+from editflow_testing.reference import apply_edits as apply_reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from .reference import apply_edits as apply_reference
 
 PAD = 0
 

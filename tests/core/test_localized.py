@@ -35,8 +35,7 @@ from editflow_core.localized import (
     sample_switch_times,
     switched_neighbours,
 )
-
-from .reference import apply_edits
+from editflow_testing.reference import apply_edits
 
 N = 40_000  # draws per law
 Z = 5.0

@@ -3,10 +3,9 @@
 import pytest
 import torch
 from editflow_core import EditFlowOutput, align_batch, edit_flow_loss, make_scheduler, sample_path
+from editflow_testing.reference import loss_reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from .reference import loss_reference
 
 V = 11
 

@@ -13,10 +13,9 @@ from editflow_core import (
     rate_mask,
     sample_path,
 )
+from editflow_testing.reference import apply_edits
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from .reference import apply_edits
 
 seqs = st.lists(st.integers(1, 6), max_size=25)
 

@@ -16,6 +16,7 @@ from editflow_core import (
     make_scheduler,
     sample_tokens,
 )
+from editflow_testing.reference import edit_distance, needleman_wunsch
 
 from .fakes import (
     AnchorInsertModel,
@@ -25,7 +26,6 @@ from .fakes import (
     RatesFirstFake,
     TokenDependentModel,
 )
-from .reference import edit_distance, needleman_wunsch
 
 MASK = 11
 KAPPA = {"linear": lambda t: t, "cubic": lambda t: t**3, "poly[n:0.5]": lambda t: t**0.5}

@@ -21,11 +21,11 @@ from editflow_core import (
 )
 from editflow_core.guidance import unconditional_rows
 from editflow_core.spans import FREE, GIVEN, OPEN, X0
+from editflow_testing.reference import apply_edits
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from .fakes import OracleSubModel, TokenDependentModel
-from .reference import apply_edits
 
 hole_tokens = st.lists(st.integers(1, 6), max_size=6)
 

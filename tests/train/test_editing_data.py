@@ -7,10 +7,9 @@ import pytest
 import torch
 from datasets import Dataset
 from editflow_core import PathSample, align, make_scheduler, make_x0_sampler
+from editflow_testing.reference import apply_edits as apply
 from editflow_train.chunking import pretraining_dataset
 from editflow_train.collator import EditFlowCollator
-
-from tests.core.reference import apply_edits as apply
 
 from .test_data import tokenizer  # noqa: F401 (fixture)
 

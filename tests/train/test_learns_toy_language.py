@@ -34,47 +34,14 @@ import sys
 
 import pytest
 import torch
+from editflow_testing.toy_training import TOY_LANGUAGE as TEXTS
+from editflow_testing.toy_training import toy_config, write_toy_language
 
 from tests.core.toy_language import ToyPosterior
 
 from .conftest import REPO, cli_env, write_config
 
-TEXTS = {"ab": 0.5, "baa": 0.3, "c": 0.2}
 X0 = {"empty": ("empty", 0), "masks": ("masks[length:3]", 3)}
-
-
-def toy_config(data, out, x0_spec, reverse: bool = False) -> dict:
-    return {
-        "reverse_rates": reverse,
-        "dataset": str(data),
-        "txt_sample_by": "line",
-        "pack": False,
-        "max_length": 8,
-        "tokenizer_vocab_size": 262,
-        "arch": "bert",
-        "hidden_size": 64,
-        "num_layers": 2,
-        "num_heads": 2,
-        "intermediate_size": 128,
-        "max_position_embeddings": 16,
-        "x0_sampler": x0_spec,
-        "scheduler": "cubic",
-        "output_dir": str(out),
-        "max_steps": 1000,
-        "per_device_train_batch_size": 128,
-        "learning_rate": 3e-3,
-        "lr_scheduler_type": "cosine",
-        "warmup_steps": 20,
-        "weight_decay": 0.0,
-        "logging_steps": 250,
-        "save_strategy": "no",
-        "use_cpu": True,
-        "torch_num_threads": 1,
-        "dataloader_num_workers": 0,
-        "seed": 0,
-        "num_samples": 0,
-        "disable_tqdm": True,
-    }
 
 
 @pytest.fixture(scope="module")
@@ -85,14 +52,14 @@ def toy_models(tmp_path_factory):
     from editflow_models.generation import load_generation_setup
 
     root = tmp_path_factory.mktemp("toy")
-    data = root / "toy.txt"
-    lines = [text for text, p in TEXTS.items() for _ in range(round(100 * p))]
-    data.write_text("\n".join(lines) + "\n")
+    data = write_toy_language(root / "toy.txt")
     procs = {}
     runs = [(name, spec, False) for name, (spec, _) in X0.items()]
     runs.append(("masks-reverse", X0["masks"][0], True))  # every reverse kind occurs with masks
     for name, spec, reverse in runs:
-        cfg = write_config(root / f"{name}.yaml", toy_config(data, root / name, spec, reverse))
+        cfg = write_config(
+            root / f"{name}.yaml", toy_config(data, root / name, spec, reverse_rates=reverse)
+        )
         procs[name] = subprocess.Popen(
             [sys.executable, "-m", "editflow_train.cli", "pt", "--config", str(cfg)],
             cwd=REPO,

@@ -2,9 +2,18 @@
 
 ``save_tiny_model`` saves a tiny random Edit Flow model and its tokenizer, made locally, so the
 server and the CLI can be exercised end to end anywhere; ``make_tiny_tokenizer`` is that
-tokenizer alone. No product package depends on this one.
+tokenizer alone. ``reference`` holds slow, obviously correct versions of the core math (the
+tests' references, the benchmarks' baseline); ``toy_training`` the three-string toy language
+and the tiny ``editflow-train`` config that learns it. No product package depends on this one.
 """
 
 from .tiny import make_tiny_tokenizer, save_tiny_model
+from .toy_training import TOY_LANGUAGE, toy_config, write_toy_language
 
-__all__ = ["make_tiny_tokenizer", "save_tiny_model"]
+__all__ = [
+    "TOY_LANGUAGE",
+    "make_tiny_tokenizer",
+    "save_tiny_model",
+    "toy_config",
+    "write_toy_language",
+]

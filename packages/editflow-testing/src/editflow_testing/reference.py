@@ -1,4 +1,5 @@
-"""Slow, obviously-correct references for the core math."""
+"""Slow, obviously correct references for the core math: the tests check editflow-core against
+them, and the benchmarks time its alignment against the pure-Python DP."""
 
 import math
 
