@@ -81,7 +81,10 @@ def couple_noise(
     placed by ``gaps`` (see the module docstring).
 
     Args:
-        x0: (n,) long. x1: (m,) long.
+        x0: (n,) long, the source tokens (masks or any placeholder).
+        x1: (m,) long, the target tokens.
+        gaps: where the gap columns go: ``"random"``, ``"left"`` or ``"right"``.
+        generator: source of randomness for ``"random"`` gaps.
 
     Returns:
         (z0, z1): (max(n, m),) long each.
@@ -139,11 +142,13 @@ def align_batch(
     """Align a batch of (x0, x1) pairs after their frozen prefixes and pad the result.
 
     Args:
-        x0s, x1s: B sequences each. ``x0s[i][:frozen[i]]`` must equal ``x1s[i][:frozen[i]]``.
+        x0s: B source sequences.
+        x1s: B target sequences; ``x0s[i][:frozen[i]]`` must equal ``x1s[i][:frozen[i]]``.
         frozen: B prefix lengths (anchor + prompt), default 1 (the anchor alone).
         coupling: ``"optimal"`` (``align``, for any x0) or ``"noise"`` (``couple_noise``, for
             x0 that holds no real tokens: empty, masks, uniform).
         gaps: gap placement of the ``"noise"`` coupling.
+        generator: source of randomness for the noise coupling's gaps.
 
     Raises:
         ValueError: mismatched batch sizes, a frozen length out of range, or prefixes that differ.
@@ -196,6 +201,8 @@ def align_layouts(
     Args:
         layouts: B rows; each starts with a non-empty ``Given`` (the anchor at least).
         coupling: one for all rows, or one per row (a batch may mix noise and edit x0).
+        gaps: gap placement of the ``"noise"`` coupling.
+        generator: source of randomness for the noise coupling's gaps.
 
     Returns:
         An ``AlignedBatch`` whose ``frozen`` is the length of each row's first given span.
@@ -288,8 +295,10 @@ def _couple_noise_batch(
     gaps: Gaps,
     generator: torch.Generator | None,
 ) -> AlignedBatch:
-    """``couple_noise`` after each frozen prefix, for a whole batch at once (no per-row loop
-    over columns): the same law as ``couple_noise``, one vectorised draw."""
+    """``couple_noise`` after each frozen prefix, for a whole batch at once.
+
+    No per-row loop over columns: the same law as ``couple_noise``, one vectorised draw.
+    """
     if gaps not in ("random", "left", "right"):
         raise ValueError(f"gaps must be 'random', 'left' or 'right', got {gaps!r}")
     pad = torch.nn.utils.rnn.pad_sequence

@@ -28,6 +28,7 @@ def corrector_grid(
     """Per step: the forward jump fraction to t', the reverse fraction back to t_k+1, and t'.
 
     Args:
+        scheduler: the kappa scheduler of the path.
         times: the step grid t_0 = 0 < ... < t_steps = 1.
         strength: c >= 0; 0 gives the plain grid (reverse fractions 0, t' = t_k+1).
 
@@ -67,8 +68,11 @@ def allowed_reverse(mu: torch.Tensor, allowed: torch.Tensor, x0_kind: str) -> to
 def x0_tokens(
     u: torch.Tensor, x0_kind: str, mask_token_id: int | None, vocab: torch.Tensor
 ) -> torch.Tensor:
-    """x0 tokens for undo edits, one per uniform in ``u`` (any shape): the mask token for
-    ``masks``, ``vocab[floor(u * len(vocab))]`` (the allowed ids) for ``uniform``."""
+    """x0 tokens for undo edits, one per uniform in ``u`` (any shape).
+
+    The mask token for ``masks``, ``vocab[floor(u * len(vocab))]`` (the allowed ids) for
+    ``uniform``.
+    """
     if x0_kind == "empty" or (x0_kind != "masks" and len(vocab) == 0):
         return torch.zeros_like(u, dtype=torch.long)  # never used: no x0 token comes back
     if x0_kind == "masks":

@@ -35,12 +35,16 @@ def unconditional_rows(
     frozen: Sequence[int],
     pad_token_id: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The rows without their prompts: anchor + the tokens after the prefix (a suffix or other
-    given span after the prompt stays, and stays given).
+    """The rows without their prompts: anchor + the tokens after the prefix.
+
+    A suffix or other given span after the prompt stays, and stays given.
 
     Args:
-        ids, mask, given: (G, W) the conditional rows and their given flags; frozen: their G
-            prefix lengths (>= 2).
+        ids: (G, W) long, the conditional rows.
+        mask: (G, W), 1 on their real tokens.
+        given: (G, W) bool, their given tokens.
+        frozen: their G prefix lengths (>= 2).
+        pad_token_id: the id written into the padding.
 
     Returns:
         (G, W) ids, mask and given flags, right-padded (never longer than the conditional rows).
@@ -73,8 +77,12 @@ def guided_forward(
     Args:
         run: ``(ids, mask, t, given) -> RatesFirst`` for a batch (given: (B, W) bool, for a
             model that reads which tokens are given).
-        ids, mask: (B, W); t: (B,); frozen, scales: per row. Rows with scale > 0 and
-            frozen > 1 are guided.
+        ids: (B, W) long, the rows.
+        mask: (B, W), 1 on real tokens.
+        t: (B,) float, each row's time.
+        frozen: B prefix lengths.
+        scales: B guidance scales; rows with scale > 0 and frozen > 1 are guided.
+        pad_token_id: the id written into the padding of the unconditional copies.
         given: (B, W) bool, the rows' given tokens (default: the first ``frozen`` of each).
 
     Returns:
@@ -116,8 +124,11 @@ def guided_forward(
     guided_rates = torch.where(paired[..., None], mixed, rates)
 
     def token_logits(ins_rows: torch.Tensor, sub_rows: torch.Tensor):
-        """Conditional logits at the asked rows (as the model gives them); at guided positions
-        (1 + g) log Q_c - g log Q_u, the unconditional partner read from the same head."""
+        """Token logits at the asked rows: guided where the row is guided, else as given.
+
+        At guided positions (1 + g) log Q_c - g log Q_u, the unconditional partner read from the
+        same head; elsewhere the conditional logits as the model gives them.
+        """
         asks = []
         for rows in (ins_rows, sub_rows):
             b, i = rows // W, rows % W

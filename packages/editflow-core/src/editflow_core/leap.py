@@ -67,10 +67,10 @@ def fire_edits(
 
 
 def insertion_counts(lam: torch.Tensor, frac: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Insertions per gap: 1{u < min(1, lam * f)}, or on a last step (f = 1)
-    floor(lam) + 1{u < lam - floor(lam)}.
+    """Insertions per gap: 1{u < min(1, lam * f)}, or floor(lam) + 1{u < lam - floor(lam)}.
 
-    lam: (B, L) float >= 0; frac: (B, 1) float in [0, 1]; u: (B, L) uniforms -> (B, L) long.
+    The second form is the last step's (f = 1). lam: (B, L) float >= 0; frac: (B, 1) float in
+    [0, 1]; u: (B, L) uniforms -> (B, L) long.
     """
     one = (u < (lam * frac).clamp(max=1.0)).long()
     last = frac >= 1.0
@@ -92,11 +92,13 @@ def apply_edits(
     """Apply insertions and deletions to a padded batch (substitutions already written in ids).
 
     Args:
-        ids: (B, L) long, the tokens after substitution. lengths: (B,) long.
+        ids: (B, L) long, the tokens after substitution.
+        lengths: (B,) long, each row's length.
         ins: (B, L) long (or bool), the number of tokens inserted after position i.
         dele: (B, L) bool, fired deletions (of i).
         ins_tokens: (B, L, J) long, the tokens inserted after i in order (J >= max ins), or
             (B, L) when no position gets more than one.
+        pad_token_id: the id written into the padding.
 
     Returns:
         (new_ids, new_lengths): (B, L') long right-padded with ``pad_token_id``, (B,) long.

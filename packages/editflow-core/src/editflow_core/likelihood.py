@@ -96,7 +96,7 @@ def clock_constant(kappa_max: float) -> float:
 
 
 def log_coupling(batch: AlignedBatch, coupling: Coupling, gaps: Gaps) -> torch.Tensor:
-    """log a(z | x0, x1) of each row's alignment: (B,) float64.
+    """The log-probability log a(z | x0, x1) of each row's alignment: (B,) float64.
 
     ``noise`` with random gaps puts |n - m| gap columns uniformly among max(n, m): -log C(k, g).
     Left / right gaps and the optimal (rapidfuzz) alignment are deterministic: 0.
@@ -113,8 +113,10 @@ def log_coupling(batch: AlignedBatch, coupling: Coupling, gaps: Gaps) -> torch.T
 def sample_times(
     samples: int, rows: int, kappa_max: float, generator: torch.Generator | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """v = kappa(t) for ``samples`` draws per row, stratified, from the mixture proposal
-    p(v) = (1 - s) / K + s / ((1 - v) L) on [0, K], L = -log(1 - K), s = ``LOG_SHARE``.
+    """Draws of v = kappa(t), ``samples`` per row, stratified, from the mixture proposal.
+
+    The proposal: p(v) = (1 - s) / K + s / ((1 - v) L) on [0, K], L = -log(1 - K),
+    s = ``LOG_SHARE``.
 
     Returns:
         v (rows, samples) float64 and p(v) (rows, samples) float64.
@@ -148,8 +150,16 @@ def bound_terms(
     """One importance sample of outflow + edit terms for each row of an aligned batch.
 
     Args:
+        model: a ``RateModel`` (called under ``no_grad``).
+        scheduler: the model's kappa scheduler.
         batch: (B, K) alignments, one coupling draw per row.
-        v: (B,) float64 draws of kappa(t) in [0, kappa_max]; density: (B,) their proposal density.
+        v: (B,) float64 draws of kappa(t) in [0, kappa_max].
+        density: (B,) float64, their proposal density.
+        kappa_max: K = kappa(T), where the process is stopped.
+        banned_token_ids: tokens the model's Q never draws.
+        pad_token_id: the id written into x_t's padding.
+        generator: source of randomness (the forced column, the path).
+        device: where the model runs (default: the CPU).
 
     Returns:
         (B,) float64: outflow estimate + edit estimate (the outflow alone for rows with no
@@ -234,11 +244,17 @@ def nll_bound(
         frozen: N prefix lengths (default 1: the anchor).
         samples: Monte Carlo samples per sequence (>= 2 for a standard error).
         kappa_max: K = kappa(T), where the model's process is stopped (0 < K < 1).
-        coupling, gaps: the variational coupling (any choice gives a valid bound; the model's
+        coupling: the variational coupling (any choice gives a valid bound; the model's
             training choice gives the tightest).
-        mask_token_id, vocab_size, exclude_ids: for drawing x0 (see ``X0Sampler.sample``).
+        gaps: gap placement of the ``"noise"`` coupling.
+        mask_token_id: for drawing x0 (see ``X0Sampler.sample``).
+        vocab_size: for drawing x0 (see ``X0Sampler.sample``).
+        exclude_ids: for drawing x0 (see ``X0Sampler.sample``).
         banned_token_ids: tokens the model's Q never draws (as in ``BatchSampler``).
+        pad_token_id: the id written into x_t's padding.
         batch_size: rows per forward pass.
+        generator: source of randomness (x0, coupling, times, paths).
+        device: where the model runs (default: the CPU).
         progress: optional callable(done_rows, total_rows).
 
     Returns:

@@ -91,9 +91,11 @@ __all__ = [
 
 
 def localized_sites(batch: AlignedBatch) -> torch.Tensor:
-    """The sites of the spreading line: (B, K) bool, True at columns that are neither padding
-    (BLANK, BLANK) nor given (``batch.given`` when the batch has a layout, else the frozen
-    prefix)."""
+    """The sites of the spreading line: (B, K) bool, True at columns that can switch.
+
+    A site is neither padding (BLANK, BLANK) nor given (``batch.given`` when the batch has a
+    layout, else the frozen prefix).
+    """
     z0, z1 = batch.z0, batch.z1
     given = getattr(batch, "given", None)
     if given is None:
@@ -139,8 +141,11 @@ def first_passage_times(
 def sample_ignition_times(
     site: torch.Tensor, scheduler: Scheduler, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """s_j with P(s_j <= t) = kappa(t), independent per column: (B, K) float64, +inf at
-    non-sites. Drawn as kappa^-1(u), u ~ U(0, 1], so s > 0 and s <= 1."""
+    """Ignition times s_j with P(s_j <= t) = kappa(t), independent per column.
+
+    Returns (B, K) float64, +inf at non-sites. Drawn as kappa^-1(u), u ~ U(0, 1], so s > 0 and
+    s <= 1.
+    """
     u = 1.0 - torch.rand(site.shape, generator=generator, dtype=torch.float64)
     s = scheduler.inverse(u.to(site.device))
     return torch.where(site, s, torch.inf)
@@ -152,8 +157,9 @@ def sample_switch_times(
     lam_prop: float,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Switch times of a localized path: (B, K) site mask -> T (B, K) float64, +inf at
-    non-sites; column j holds z1 at time t iff T_j <= t.
+    """Switch times of a localized path: (B, K) site mask -> T (B, K) float64.
+
+    T is +inf at non-sites; column j holds z1 at time t iff T_j <= t.
 
     Draws the ignition times (``sample_ignition_times``), then, when lam_prop > 0, two
     (B, K - 1) passage times ~ Exp(lam_prop) per adjacent pair (rightward, leftward) and takes
@@ -172,8 +178,11 @@ def sample_switch_times(
 
 
 def switched_neighbours(switched: torch.Tensor, site: torch.Tensor) -> torch.Tensor:
-    """n_j: how many of column j's two neighbours are switched sites. (B, K) bool each ->
-    (B, K) long. A non-site neighbour (given, padding) never counts: it does not spread."""
+    """Count n_j, how many of column j's two neighbours are switched sites.
+
+    (B, K) bool each -> (B, K) long. A non-site neighbour (given, padding) never counts: it does
+    not spread.
+    """
     on = (switched & site).long()
     n = torch.zeros_like(on)
     n[:, 1:] += on[:, :-1]
@@ -184,8 +193,10 @@ def switched_neighbours(switched: torch.Tensor, site: torch.Tensor) -> torch.Ten
 def hazard_factor(
     n_on: torch.Tensor, t: torch.Tensor, scheduler: Scheduler, lam_prop: float
 ) -> torch.Tensor:
-    """h / w = 1 + lam_prop * n_on / w(t), elementwise (eq. 1 over w), float64, never
-    clamped; exactly 1 where n_on = 0 (also where w(t) = 0)."""
+    """The hazard factor h / w = 1 + lam_prop * n_on / w(t), elementwise (eq. 1 over w).
+
+    float64, never clamped; exactly 1 where n_on = 0 (also where w(t) = 0).
+    """
     n = n_on.double()
     w = scheduler.weight(t.double())
     return torch.where(n > 0, 1.0 + lam_prop * n / w, torch.ones_like(n))
@@ -194,8 +205,10 @@ def hazard_factor(
 def clamped_edit_weight(
     factor: torch.Tensor, t: torch.Tensor, scheduler: Scheduler, max_weight: float | None
 ) -> torch.Tensor:
-    """The weight the loss puts on an edit's log-rate: min(w(t), max_weight) * factor
-    (= h * min(1, max_weight / w)); factor and t elementwise (one t per edit). float64."""
+    """The weight the loss puts on an edit's log-rate: min(w(t), max_weight) * factor.
+
+    That is h * min(1, max_weight / w); factor and t elementwise (one t per edit). float64.
+    """
     w = scheduler.weight(t.double())
     w_c = w if max_weight is None else w.clamp(max=max_weight)
     return w_c * factor.double()
@@ -214,6 +227,8 @@ def edit_hazard_factors(
         batch: the aligned columns.
         switch_times: (B, K) T from ``sample_switch_times``.
         t: (B,) float, the path's times (``PathSample.t``).
+        scheduler: the path's kappa scheduler; gives w(t).
+        lam_prop: the spreading rate the switch times were drawn with.
 
     Returns:
         (E,) float32 >= 1, in the order of ``PathSample.edit_*`` (row-major over columns with

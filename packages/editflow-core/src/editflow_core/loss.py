@@ -19,9 +19,10 @@ minimiser over lam_hat is the expected number of pending edits at each slot give
 (plain paths).
 Terms that do not depend on the model (-w per pending edit) are dropped, and w(t) is clamped at
 ``max_weight`` (t near 1 would otherwise dominate the gradient), so this is a training objective,
-not a likelihood bound: ``editflow_core.likelihood`` restores both. Q is needed only at the rows that hold an edit: the
-model returns logits at ``path.ins_rows`` / ``path.sub_rows`` only, and log Q(b) is taken as
-``logit[b] - logsumexp(logits)`` so no log-softmax copy of the logits is kept.
+not a likelihood bound: ``editflow_core.likelihood`` restores both. Q is needed only at the
+rows that hold an edit: the model returns logits at ``path.ins_rows`` / ``path.sub_rows`` only,
+and log Q(b) is taken as ``logit[b] - logsumexp(logits)`` so no log-softmax copy of the logits
+is kept.
 
 Normalisation (``normalize``):
 - ``"batch_tokens"`` (default): the batch's summed loss divided by its total non-frozen x1
@@ -71,7 +72,7 @@ class LossOutput:
 
 
 def _token_log_prob(logits: torch.Tensor, rows: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """log softmax(logits[rows])[tokens] without a (R, V) log-softmax copy.
+    """The log-probabilities log softmax(logits[rows])[tokens], without a (R, V) copy.
 
     logits: (R, V); rows, tokens: (E,) long -> (E,) float32.
     """
@@ -85,8 +86,10 @@ def row_scale(
     batch_totals: tuple[int, float] | None,
     device: torch.device,
 ) -> torch.Tensor:
-    """(B,) factor of each row's summed loss under ``normalize`` (see the module docstring),
-    with the batch's totals (rows, scored tokens) when ``path`` is one group of a batch."""
+    """The (B,) factor of each row's summed loss under ``normalize`` (see the module docstring).
+
+    ``batch_totals`` (rows, scored tokens) are the whole batch's when ``path`` is one group of it.
+    """
     tokens = path.target_len.to(device).float().clamp_min(1.0)
     B = path.x_t.shape[0]
     rows_total, tokens_total = (B, float(tokens.sum())) if batch_totals is None else batch_totals
@@ -134,7 +137,8 @@ def edit_flow_loss(
     ):
         if logits.dim() != 2 or logits.shape[0] != rows.shape[0]:
             raise ValueError(
-                f"{name}_logits must be (R, V) at the {rows.shape[0]} {name}_rows, got {tuple(logits.shape)}"
+                f"{name}_logits must be (R, V) at the {rows.shape[0]} {name}_rows, "
+                f"got {tuple(logits.shape)}"
             )
     if max_weight is not None and not max_weight > 0:
         raise ValueError(f"max_weight must be positive or None, got {max_weight!r}")
@@ -194,7 +198,8 @@ def reverse_flow_loss(
     B = path.x_t.shape[0]
     if reverse_rates.shape != (*path.x_t.shape, 3):
         raise ValueError(
-            f"reverse_rates must be (B, L, 3) = {(*path.x_t.shape, 3)}, got {tuple(reverse_rates.shape)}"
+            f"reverse_rates must be (B, L, 3) = {(*path.x_t.shape, 3)}, "
+            f"got {tuple(reverse_rates.shape)}"
         )
     device = reverse_rates.device
     w = scheduler.reverse_weight(path.t.to(device).double())

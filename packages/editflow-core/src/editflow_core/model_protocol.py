@@ -73,7 +73,9 @@ class RateModel(Protocol):
         t: torch.Tensor,
         ins_rows: torch.Tensor | None = None,
         sub_rows: torch.Tensor | None = None,
-    ) -> EditFlowOutput: ...
+    ) -> EditFlowOutput:
+        """Rates at every position and token logits at every position or at the given rows."""
+        ...
 
 
 @dataclass
@@ -107,4 +109,6 @@ class RatesFirstModel(Protocol):
 
     def forward_rates(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, t: torch.Tensor
-    ) -> RatesFirst: ...
+    ) -> RatesFirst:
+        """One forward: the (B, L, 3) rates now, the token logits of chosen rows on demand."""
+        ...

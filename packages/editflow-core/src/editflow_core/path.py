@@ -92,8 +92,10 @@ class PathSample:
             self.given_mask, self.open_mask = prefix_layout(self.frozen, self.x_t.shape[1])
 
     def model_inputs(self) -> dict[str, torch.Tensor]:
-        """The keyword arguments of the model protocol for this batch: x_t, its mask, t and the
-        token rows (``model(**path.model_inputs())``)."""
+        """The keyword arguments of the model protocol for this batch.
+
+        x_t, its mask, t and the token rows: ``model(**path.model_inputs())``.
+        """
         return {
             "input_ids": self.x_t,
             "attention_mask": self.attention_mask,
@@ -115,7 +117,7 @@ class PathSample:
 def sample_time(
     batch_size: int, t_eps: float = 1e-3, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """t ~ U[0, 1 - t_eps] per row: (B,) float. w(t) diverges at 1, hence the epsilon."""
+    """Draw t ~ U[0, 1 - t_eps] per row: (B,) float. w(t) diverges at 1, hence the epsilon."""
     return torch.rand(batch_size, generator=generator) * (1.0 - t_eps)
 
 
@@ -137,6 +139,7 @@ def sample_path(
             switch; the anchor is always given, so every insertion has a position to follow).
         scheduler: gives kappa(t).
         t: (B,) times; drawn from U[0, 1 - t_eps] when ``None``.
+        t_eps: keeps drawn times away from 1, where w(t) diverges.
         kappa: optional (B, K) per-column probability of holding z1 (overrides the scheduler,
             for paths of your own).
         lam_prop: > 0: a localized path, switched columns spreading to their neighbours at

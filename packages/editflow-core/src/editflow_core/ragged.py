@@ -123,6 +123,7 @@ def split_by_length(
     """``path`` as groups of rows of similar x_t length (see the module docstring).
 
     Args:
+        path: the batch's path.
         max_tokens: most padded tokens (rows x longest row) in one group.
         forward_cost: the fixed cost of one forward, in padded tokens (default
             ``default_forward_cost``).

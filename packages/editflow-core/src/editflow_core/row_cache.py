@@ -57,7 +57,7 @@ class RowCache:
             self.rates = torch.cat([self.rates, pad], 1)
 
     def store(self, rows: list[int], out: RatesFirst) -> None:
-        """Record the forward ``out`` of the batch rows ``rows`` (its row j is batch row rows[j])."""
+        """Record the forward ``out`` of batch rows ``rows`` (its row j is batch row rows[j])."""
         n, w, _ = out.rates.shape
         B, W, _ = self.rates.shape
         rates = out.rates.float()

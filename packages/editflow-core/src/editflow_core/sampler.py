@@ -84,8 +84,9 @@ TIME_GRIDS = ("kappa", "uniform")
 def step_grid(
     scheduler: Scheduler, steps: int, kind: str = "kappa"
 ) -> tuple[list[float], list[float]]:
-    """The times t_0 = 0 < ... < t_steps = 1 of a sequence's steps and each step's jump fraction
-    f_k = (kappa(t_k+1) - kappa(t_k)) / (1 - kappa(t_k)) (f = 1 on the last step).
+    """The times t_0 = 0 < ... < t_steps = 1 of a sequence's steps and each step's jump fraction.
+
+    The fraction: f_k = (kappa(t_k+1) - kappa(t_k)) / (1 - kappa(t_k)) (f = 1 on the last step).
 
     ``"kappa"``: kappa(t_k) = k / steps, so f_k = 1 / (steps - k) and every step switches the same
     expected share of the edits pending at t = 0. ``"uniform"``: t_k = k / steps (under kappa =
@@ -282,19 +283,24 @@ class BatchSampler:
 
     @property
     def num_running(self) -> int:
+        """Sequences in the running batch."""
         return len(self.rows)
 
     @property
     def num_pending(self) -> int:
+        """Sequences added and waiting for a slot in the running batch."""
         return len(self.pending)
 
     @property
     def has_work(self) -> bool:
+        """Whether a sequence is running or waiting (``step`` has something to do)."""
         return bool(self.rows or self.pending)
 
     def _cap(self, frozen: int, params: SamplingParams, suffix: int = 0) -> int:
-        """The most tokens a sequence may hold: its given ends + ``max_new_tokens``, and at
-        most ``max_length``."""
+        """The most tokens a sequence may hold.
+
+        Its given ends + ``max_new_tokens``, and at most ``max_length``.
+        """
         cap = frozen + suffix + params.max_new_tokens
         return min(cap, self.max_length) if self.max_length is not None else cap
 
@@ -341,8 +347,9 @@ class BatchSampler:
 
     # ---------------------------------------------------------------- stepping
     def step(self) -> list[GenerationResult]:
-        """Admit queued sequences, run one forward and one tau-leap (and the corrector's
-        backward leap where asked), retire finished ones.
+        """Admit queued sequences, run one forward and one tau-leap, retire finished ones.
+
+        The corrector's backward leap follows where a sequence asks for it.
 
         Returns:
             the sequences that finished in this step.
@@ -386,8 +393,10 @@ class BatchSampler:
             self.rows[b].forward_passes += 1
 
     def _groups(self, rows: list[int], mask: torch.Tensor) -> list[list[int]]:
-        """Positions in ``rows`` grouped for the forward: one group, or (ragged) groups of
-        similar length within ``max_tokens_per_forward``."""
+        """Positions in ``rows`` grouped for the forward.
+
+        One group, or (ragged) groups of similar length within ``max_tokens_per_forward``.
+        """
         if self.max_tokens_per_forward <= 0 or len(rows) < 2:
             return [list(range(len(rows)))]
         budget = self.max_tokens_per_forward
@@ -405,8 +414,11 @@ class BatchSampler:
         given: torch.Tensor,
         rows: list[int],
     ) -> RatesFirst:
-        """The forward of batch rows ``rows`` ((n, w) ids and given flags): plain, or with the
-        unconditional copies of guided rows in the same batch (``editflow_core.guidance``)."""
+        """The forward of batch rows ``rows`` ((n, w) ids and given flags).
+
+        Plain, or with the unconditional copies of guided rows in the same batch
+        (``editflow_core.guidance``).
+        """
         frozen = [self.rows[b].frozen for b in rows]
         scales = [self.rows[b].params.guidance_scale for b in rows]
         if not any(g > 0 and f > 1 for g, f in zip(scales, frozen)):
@@ -418,8 +430,10 @@ class BatchSampler:
     def _call(
         self, ids: torch.Tensor, mask: torch.Tensor, t: torch.Tensor, given: torch.Tensor
     ) -> RatesFirst:
-        """One model call; a model that reads which tokens are given (``uses_given``) gets
-        ``given`` ((B, L) bool)."""
+        """One model call.
+
+        A model that reads which tokens are given (``uses_given``) gets ``given`` ((B, L) bool).
+        """
         kwargs = {}
         if self._uses_given:
             kwargs["given"] = given
@@ -509,8 +523,11 @@ class BatchSampler:
         return torch.arange(L, device=self.device)[None] < self.lengths[:, None]
 
     def _commit(self, counts, ins, dele, sub, ins_tok, new_ids, capped, advance: bool) -> None:
-        """Apply fired edits (substitutions already in ``new_ids``): changed rows become stale,
-        the books are kept (``_record``), insertions and deletions rebuild the batch."""
+        """Apply fired edits (substitutions already in ``new_ids``).
+
+        Changed rows become stale, the books are kept (``_record``), insertions and deletions
+        rebuild the batch.
+        """
         self._cache.stale = [a or any(c) for a, c in zip(self._cache.stale, counts)]
         self._record(counts, ins, dele, sub, ins_tok, new_ids, capped, advance=advance)
         self.layout, _ = apply_edits(
@@ -521,8 +538,10 @@ class BatchSampler:
         )
 
     def _correct(self) -> None:
-        """The corrector's backward leap (``editflow_core.corrector``) for the rows whose step
-        just taken has one: a forward at t' for reverse rates, undo edits back to t_k+1."""
+        """The corrector's backward leap (``editflow_core.corrector``), where a row's step has one.
+
+        A forward at t' for reverse rates, then undo edits back to t_k+1.
+        """
         frac = [r.rev_fractions[r.step - 1] if r.rev_fractions else 0.0 for r in self.rows]
         if not any(f > 0 for f in frac):
             return
@@ -551,8 +570,10 @@ class BatchSampler:
         self._commit(counts, ins, dele, sub, ins_tok, new_ids, capped, advance=False)
 
     def _record(self, counts, ins, dele, sub, ins_tok, new_ids, capped, advance=True) -> None:
-        """Per-row books after a step (counts: (B, 3) edits per row and type, as lists): edit
-        counts, idle streak, cap flag, trace, step (not advanced by a corrector leap)."""
+        """Per-row books after a step (counts: (B, 3) edits per row and type, as lists).
+
+        Edit counts, idle streak, cap flag, trace, step (not advanced by a corrector leap).
+        """
         self.last_step_edits = sum(map(sum, counts)) + (0 if advance else self.last_step_edits)
         capped = capped.tolist()
         for b, r in enumerate(self.rows):
@@ -620,8 +641,10 @@ class BatchSampler:
         params: SamplingParams | Sequence[SamplingParams] | None = None,
         suffixes: Sequence[Sequence[int]] | None = None,
     ) -> list[GenerationResult]:
-        """Run a batch to completion; results come back in the order of ``prefixes``
-        (``suffixes``: given tokens after each sequence's x0, see ``add``)."""
+        """Run a batch to completion; results come back in the order of ``prefixes``.
+
+        ``suffixes``: given tokens after each sequence's x0 (see ``add``).
+        """
         n = len(prefixes)
         x0 = x0 if x0 is not None else [()] * n
         suffixes = suffixes if suffixes is not None else [()] * n

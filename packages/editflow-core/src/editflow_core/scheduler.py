@@ -54,7 +54,7 @@ class Scheduler:
     n: float = 1.0
 
     def kappa(self, t: torch.Tensor) -> torch.Tensor:
-        """kappa(t), elementwise; t: any shape, float in [0, 1]."""
+        """The probability that a column has switched by time t (t: any shape, in [0, 1])."""
         if self.kind == "cosine":
             return 1.0 - torch.cos(0.5 * math.pi * t)
         return t**self.n
@@ -78,17 +78,22 @@ class Scheduler:
         return self.d_kappa(t) / self.one_minus_kappa(t)
 
     def reverse_weight(self, t: torch.Tensor) -> torch.Tensor:
-        """kappa'(t) / kappa(t): the hazard, backward in time, of a switched column switching
-        back (inf at t = 0 for schedules with kappa(0) = 0)."""
+        """The reverse weight kappa'(t) / kappa(t), elementwise.
+
+        The hazard, backward in time, of a switched column switching back (inf at t = 0 for
+        schedules with kappa(0) = 0).
+        """
         return self.d_kappa(t) / self.kappa(t)
 
     def jump_fraction(self, t: torch.Tensor, t_next: torch.Tensor) -> torch.Tensor:
-        """(kappa(t_next) - kappa(t)) / (1 - kappa(t)): the probability that a column pending
-        at t switches by t_next; 1 at t_next = 1. Elementwise, t <= t_next <= 1, t < 1."""
+        """The probability (kappa(t_next) - kappa(t)) / (1 - kappa(t)) of a switch by t_next.
+
+        For a column pending at t; 1 at t_next = 1. Elementwise, t <= t_next <= 1, t < 1.
+        """
         return 1.0 - self.one_minus_kappa(t_next) / self.one_minus_kappa(t)
 
     def inverse(self, kappa: torch.Tensor) -> torch.Tensor:
-        """t with kappa(t) = kappa, elementwise, kappa in [0, 1]."""
+        """The time t with kappa(t) = kappa, elementwise, kappa in [0, 1]."""
         if self.kind == "cosine":
             return torch.acos((1.0 - kappa).clamp(-1.0, 1.0)) * (2.0 / math.pi)
         return kappa ** (1.0 / self.n)

@@ -43,8 +43,10 @@ class Given:
 
 @dataclass(frozen=True)
 class Hole:
-    """A span the process edits: x0's tokens there at t = 0, x1's at t = 1 (either may be
-    empty; an empty hole still lets text be inserted between its neighbours)."""
+    """A span the process edits: x0's tokens there at t = 0, x1's at t = 1.
+
+    Either may be empty; an empty hole still lets text be inserted between its neighbours.
+    """
 
     x0: Sequence[int]
     x1: Sequence[int]
@@ -63,8 +65,7 @@ def prefix_layout(frozen: torch.Tensor, width: int) -> tuple[torch.Tensor, torch
 def rate_mask(
     attention_mask: torch.Tensor, given: torch.Tensor, open_: torch.Tensor
 ) -> torch.Tensor:
-    """Which rates take part: (B, L) mask, (B, L) given and open flags -> (B, L, 3) bool
-    (ins, del, sub).
+    """Which rates take part: (B, L) mask, given and open flags -> (B, L, 3) bool (ins, del, sub).
 
     Insertions after real tokens that are free or open; deletions and substitutions of real
     tokens that are not given; nothing at padding.
