@@ -1,5 +1,8 @@
-"""``a2d`` ("autoregressive to diffusion"): save a causal Qwen2 / Qwen3 / Llama checkpoint in its
-bidirectional form (same weights, ``is_causal`` off); the families are in ``decoder.py``."""
+"""``a2d`` ("autoregressive to diffusion"): a causal decoder checkpoint in bidirectional form.
+
+It saves a Qwen2 / Qwen3 / Llama checkpoint with the same weights and ``is_causal`` off; the
+families are in ``decoder.py``.
+"""
 
 from __future__ import annotations
 

@@ -114,8 +114,10 @@ class Architecture:
     def position_ids(
         self, attention_mask: torch.Tensor, text_config: PreTrainedConfig
     ) -> torch.Tensor:
-        """(B, L) position of each token counted over real tokens only, so outputs do not depend
-        on the padding side; padding positions get 0."""
+        """The (B, L) position of each token, counted over real tokens only.
+
+        So outputs do not depend on the padding side; padding positions get 0.
+        """
         return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
     def hidden_states(

@@ -46,9 +46,11 @@ class BertArch(Architecture):
     prefix = "bert."
 
     def build_backbone(self, text_config: PreTrainedConfig) -> nn.Module:
+        """The encoder without its pooler."""
         return self.model_class(text_config, add_pooling_layer=False)
 
     def build_token_head(self, text_config: PreTrainedConfig) -> TokenHead:
+        """BERT's MLM head: transform (dense, activation, LayerNorm), decoder with bias."""
         transform = BertPredictionHeadTransform(text_config)
         return TokenHead(transform, text_config.hidden_size, text_config.vocab_size, bias=True)
 
@@ -62,6 +64,7 @@ class BertArch(Architecture):
         return head
 
     def load_source(self, path: Path) -> SourceWeights:
+        """The encoder (pooler dropped) and MLM head of a ``*ForMaskedLM`` checkpoint."""
         mlm = AutoModelForMaskedLM.from_pretrained(path, dtype="auto")
         state = mlm.state_dict()
         backbone = {
@@ -86,7 +89,7 @@ class RobertaArch(BertArch):
     prefix = "roberta."
 
     def build_token_head(self, text_config: PreTrainedConfig) -> TokenHead:
-        # RobertaLMHead: dense -> gelu -> layer_norm -> decoder (+ bias)
+        """RoBERTa's LM head: dense -> GELU -> LayerNorm -> decoder (+ bias)."""
         transform = nn.Sequential(
             nn.Linear(text_config.hidden_size, text_config.hidden_size),
             GELUActivation(),
@@ -95,6 +98,7 @@ class RobertaArch(BertArch):
         return TokenHead(transform, text_config.hidden_size, text_config.vocab_size, bias=True)
 
     def head_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The ``lm_head`` of a ``RobertaForMaskedLM`` state dict, in ``TokenHead`` keys."""
         return {
             "transform.0.weight": state["lm_head.dense.weight"],
             "transform.0.bias": state["lm_head.dense.bias"],
@@ -107,7 +111,7 @@ class RobertaArch(BertArch):
     def position_ids(
         self, attention_mask: torch.Tensor, text_config: PreTrainedConfig
     ) -> torch.Tensor:
-        # RoBERTa: real tokens at padding_idx + 1, padding_idx + 2, ...; padding at padding_idx
+        """RoBERTa's positions: real tokens at padding_idx + 1, + 2, ...; padding at padding_idx."""
         mask = attention_mask.long()
         return mask.cumsum(-1) * mask + text_config.pad_token_id
 

@@ -1,5 +1,7 @@
-"""Reading source checkpoints without their modelling code: where a source lives (local folder
-or hub snapshot), its config.json, safetensors and tokenizer."""
+"""Reading source checkpoints without their modelling code.
+
+Where a source lives (local folder or hub snapshot), its config.json, safetensors and tokenizer.
+"""
 
 from __future__ import annotations
 
@@ -74,8 +76,10 @@ _TOKENIZER_FILES = (
 
 
 def load_tokenizer(src: Path):
-    """The tokenizer stored in ``src``, or None when it has none (transformers would otherwise
-    build an empty one from the config alone)."""
+    """The tokenizer stored in ``src``, or None when it has none.
+
+    Checked first because transformers would otherwise build an empty one from the config alone.
+    """
     if not any((src / name).is_file() for name in _TOKENIZER_FILES):
         return None
     try:

@@ -4,7 +4,8 @@ Design decisions:
 - The backbone's own config is nested as ``text_config`` (the transformers 5 name for a composite
   model's language sub-config, so ``config.get_text_config()`` returns it and generic tooling finds
   ``vocab_size`` / ``hidden_size`` there). Every backbone is a transformers-native class, so a
-  checkpoint loads with no remote code: LLaDA is stored as a ``llama`` text config, Dream as ``qwen2``.
+  checkpoint loads with no remote code: LLaDA is stored as a ``llama`` text config, Dream as
+  ``qwen2``.
 - ``arch`` names the family (it decides the forward convention, e.g. Dream's shifted predictions);
   ``text_config.model_type`` alone cannot tell LLaDA from a converted Llama.
 - Sampling needs the kappa scheduler, the x0 source and the special token ids: they live here as
@@ -51,11 +52,13 @@ class EditFlowConfig(PreTrainedConfig):
         reverse_rates: the rate head also predicts reverse rates (self-correction; trained with
             ``editflow_core.reverse_flow_loss``).
         scheduler: kappa scheduler spec for ``editflow_core.make_scheduler`` ("cubic" is t^3).
-        x0: source distribution spec for ``editflow_core.make_x0_sampler`` ("empty", "masks[length:64]").
+        x0: source distribution spec for ``editflow_core.make_x0_sampler`` ("empty",
+            "masks[length:64]").
         lam_prop: the training paths' spreading rate (localized paths, ``editflow_core.localized``;
             0: plain paths). Training reads it; sampling does not need it.
         anchor_token_id: the token at position 0 of every sequence (BOS / CLS).
-        mask_token_id: the mask token (used by mask x0 sources); ``None`` if the vocabulary has none.
+        mask_token_id: the mask token (used by mask x0 sources); ``None`` if the vocabulary has
+            none.
         pad_token_id: padding token id.
     """
 
@@ -86,7 +89,8 @@ class EditFlowConfig(PreTrainedConfig):
         expected = ARCH_MODEL_TYPES[self.arch]
         if self.text_config.model_type != expected:
             raise ValueError(
-                f"arch {self.arch!r} needs a {expected!r} text_config, got {self.text_config.model_type!r}"
+                f"arch {self.arch!r} needs a {expected!r} text_config, "
+                f"got {self.text_config.model_type!r}"
             )
         _check_spec("scheduler", self.scheduler)
         _check_spec("x0_sampler", self.x0)

@@ -31,7 +31,8 @@ def detect_arch(path: Path) -> str:
     """The arch name for a source checkpoint, from its config.json ``model_type``.
 
     Raises:
-        ValueError: unsupported or already an Edit Flow checkpoint; the message lists what is supported.
+        ValueError: unsupported or already an Edit Flow checkpoint; the message lists what is
+            supported.
     """
     model_type = read_source_config(path).get("model_type")
     if model_type == "editflow":
@@ -58,14 +59,12 @@ class ConversionReport:
     config: dict = field(default_factory=dict)
 
     def __str__(self) -> str:
-        lines = [
-            f"converted {self.source} ({self.arch}, {str(self.dtype).removeprefix('torch.')}) -> {self.output}"
-        ]
+        dtype = str(self.dtype).removeprefix("torch.")
+        lines = [f"converted {self.source} ({self.arch}, {dtype}) -> {self.output}"]
         lines += [f"  copied: {item}" for item in self.copied]
         lines += [f"  new:    {item}" for item in self.new]
-        lines.append(
-            f"  tokenizer: {self.tokenizer or 'none found in the source; add one beside the weights'}"
-        )
+        tokenizer = self.tokenizer or "none found in the source; add one beside the weights"
+        lines.append(f"  tokenizer: {tokenizer}")
         lines.append("  config: " + ", ".join(f"{k}={v}" for k, v in self.config.items()))
         return "\n".join(lines)
 
@@ -154,9 +153,8 @@ def convert(
     if given_embedding:
         new.append(f"given_embed: Embedding(2, {H}) (zero)")
     if time_conditioning:
-        new.append(
-            f"time_embed ({sum(p.numel() for p in model.time_embed.parameters()):,} params, last layer zero)"
-        )
+        n = sum(p.numel() for p in model.time_embed.parameters())
+        new.append(f"time_embed ({n:,} params, last layer zero)")
     return ConversionReport(
         output=output,
         arch=arch_name,
@@ -185,7 +183,8 @@ def from_weights(config: EditFlowConfig, weights) -> EditFlowModel:
     missing = [k for k in missing if not k.startswith(new)]
     if missing or unexpected:
         raise ValueError(
-            f"source weights do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            f"source weights do not fit the model: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}"
         )
     model.init_new_modules()
     model.to(weights.dtype)

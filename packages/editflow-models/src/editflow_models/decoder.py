@@ -39,7 +39,8 @@ def check_bidirectional_attention(text_config: PreTrainedConfig) -> None:
     if "flash" in impl:
         raise ValueError(
             f"attn_implementation={impl!r} ignores the bidirectional mask and would keep this "
-            f"{text_config.model_type} backbone causal; use 'sdpa' (default), 'eager' or 'flex_attention'"
+            f"{text_config.model_type} backbone causal; use 'sdpa' (default), 'eager' or "
+            "'flex_attention'"
         )
 
 
@@ -63,14 +64,17 @@ class DecoderArch(Architecture):
         return config
 
     def build_backbone(self, text_config: PreTrainedConfig) -> nn.Module:
+        """The ``*Model`` decoder with ``is_causal`` off (a flash attention kernel is refused)."""
         text_config.is_causal = False
         check_bidirectional_attention(text_config)
         return AutoModel.from_config(text_config)
 
     def build_token_head(self, text_config: PreTrainedConfig) -> TokenHead:
+        """A single bias-free Linear, like ``lm_head``."""
         return TokenHead(nn.Identity(), text_config.hidden_size, text_config.vocab_size, bias=False)
 
     def load_source(self, path: Path) -> SourceWeights:
+        """The decoder and ``lm_head`` (the input embedding when tied) of a ``*ForCausalLM``."""
         lm = AutoModelForCausalLM.from_pretrained(path, dtype="auto")
         state = lm.state_dict()
         lm.config.is_causal = False

@@ -69,6 +69,7 @@ class DreamArch(DecoderArch):
     shifted = True
 
     def load_source(self, path: Path) -> SourceWeights:
+        """Dream's config.json and safetensors, read as a Qwen2 decoder (no remote code runs)."""
         raw = read_json(path / "config.json")
         config = dream_text_config(raw)
         state = read_safetensors(path)

@@ -95,8 +95,10 @@ class GenerationSetup:
     def sampler(
         self, device: str | torch.device | None = None, max_tokens_per_forward: int = 0
     ) -> BatchSampler:
-        """A fresh ``BatchSampler`` for this model, on ``device`` (default: the model's);
-        ``max_tokens_per_forward`` > 0 groups rows of similar length into several forwards."""
+        """A fresh ``BatchSampler`` for this model, on ``device`` (default: the model's).
+
+        ``max_tokens_per_forward`` > 0 groups rows of similar length into several forwards.
+        """
         return BatchSampler(
             self.model,
             self.scheduler,
@@ -178,14 +180,17 @@ class GenerationSetup:
         batch_size: int = 64,
         progress=None,
     ) -> NLLBound:
-        """An upper bound on -log p of each token sequence (``editflow_core.nll_bound``), with
-        this model's scheduler, x0 source and banned tokens.
+        """An upper bound on -log p of each token sequence (``editflow_core.nll_bound``).
+
+        With this model's scheduler, x0 source and banned tokens.
 
         Args:
             x1s: sequences that start with their frozen prefix ([anchor] + prompt).
             frozen: prefix lengths (default 1: the anchor).
             samples: Monte Carlo samples per sequence (>= 2 for a standard error).
             seed: seeds the coupling and time draws, so a number is reproducible.
+            batch_size: rows per forward pass.
+            progress: optional callable(done_rows, total_rows).
         """
         was_training = getattr(self.model, "training", False)
         if hasattr(self.model, "eval"):
@@ -259,6 +264,8 @@ def load_generation_setup(
     """Load an Edit Flow checkpoint folder (model + tokenizer) for sampling, in eval mode.
 
     Args:
+        path: the checkpoint folder (``config.json``, weights, tokenizer).
+        device: where the model goes.
         dtype: the weights' dtype: None / "auto" (as saved), "fp32", "bf16", "fp16" or a
             torch dtype (``editflow_models.dtypes``).
 

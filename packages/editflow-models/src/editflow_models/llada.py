@@ -92,6 +92,7 @@ class LLaDAArch(DecoderArch):
     config_class = LlamaConfig
 
     def load_source(self, path: Path) -> SourceWeights:
+        """LLaDA's config.json and safetensors, renamed to ``LlamaModel`` keys (no remote code)."""
         raw = read_json(path / "config.json")
         config = llada_text_config(raw)
         state = read_safetensors(path)

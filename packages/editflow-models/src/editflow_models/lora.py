@@ -7,8 +7,8 @@
   (``llm_int8_skip_modules``); only backbone Linears are quantised. Given the model's config it
   also keeps out the backbone Linears whose shape bitsandbytes' CPU 4-bit kernel cannot take
   (``cpu_4bit_incompatible``; the rule is spelled out there), or refuses when that is all of them.
-- ``load_edit_flow_model(bits=4)`` makes a 4-bit model safe to train after an inference pass on CPU (see
-  ``_unpack_cpu_4bit_for_grad``).
+- ``load_edit_flow_model(bits=4)`` makes a 4-bit model safe to train after an inference pass on
+  CPU (see ``_unpack_cpu_4bit_for_grad``).
 
 peft and bitsandbytes take seconds to import: they are imported inside the functions.
 """
@@ -87,11 +87,12 @@ def lora_config(
 
 
 def apply_lora(model: EditFlowModel, **kwargs):
-    """Wrap ``model`` with LoRA adapters (``lora_config(model, **kwargs)``); returns a ``PeftModel``.
+    """Wrap ``model`` with LoRA adapters (``lora_config(model, **kwargs)``) in a ``PeftModel``.
 
     The backbone is frozen except for the adapters; the new modules train in full. For a 4-bit
     model, ``peft.prepare_model_for_kbit_training`` is applied first, and its bitsandbytes layers
-    get the CPU unpack guard (``_unpack_cpu_4bit_for_grad``) if ``load_edit_flow_model`` did not add it.
+    get the CPU unpack guard (``_unpack_cpu_4bit_for_grad``) if ``load_edit_flow_model`` did not
+    add it.
     """
     from peft import get_peft_model, prepare_model_for_kbit_training
 
@@ -107,9 +108,11 @@ def apply_lora(model: EditFlowModel, **kwargs):
 
 
 def _quantisable_linears(config: EditFlowConfig) -> dict[str, tuple[int, int]]:
-    """``name -> (in_features, out_features)`` of the Linears transformers would hand to
-    bitsandbytes (``type(m) is nn.Linear``, outside the new modules), from a meta-device build:
-    no weights are read or allocated."""
+    """``name -> (in_features, out_features)`` of the Linears transformers would quantise.
+
+    Those are the ``type(m) is nn.Linear`` outside the new modules, found in a meta-device build:
+    no weights are read or allocated.
+    """
     with torch.device("meta"):
         model = EditFlowModel(copy.deepcopy(config))
     return {
@@ -120,7 +123,7 @@ def _quantisable_linears(config: EditFlowConfig) -> dict[str, tuple[int, int]]:
 
 
 def cpu_4bit_compatible(in_features: int, out_features: int) -> bool:
-    """Whether bitsandbytes can run a ``Linear(in_features, out_features)`` in 4 bits on every CPU."""
+    """Whether bitsandbytes runs a ``Linear(in_features, out_features)`` in 4 bits on every CPU."""
     return in_features % BNB_4BIT_BLOCKSIZE == 0 and out_features % BNB_CPU_4BIT_BLOCK_N == 0
 
 
@@ -207,8 +210,8 @@ def quantization_config(
         config: the model's ``EditFlowConfig``. With ``bits=4`` its backbone Linears are checked
             against bitsandbytes' CPU 4-bit shape rule (``cpu_4bit_incompatible``): the layers
             that miss it are kept unquantised too, with one warning naming them and the rule, and
-            a ``ValueError`` is raised when no layer would be left to quantise. ``load_edit_flow_model``
-            always passes it.
+            a ``ValueError`` is raised when no layer would be left to quantise.
+            ``load_edit_flow_model`` always passes it.
 
     Why skip and not refuse: a layer that misses the rule would crash inside bitsandbytes on the
     first inference call on an AVX512-BF16 CPU, after a load that looked fine. Refusing the whole
@@ -247,7 +250,8 @@ def load_edit_flow_model(path: str | Path, bits: int | None = None, **kwargs) ->
             config alone, before any weight is read (``quantization_config``: the few that miss
             it stay unquantised with a warning; if all miss it, ``ValueError``), and the model
             gets the CPU unpack guard so it can be trained after an inference pass.
-        **kwargs: passed to ``from_pretrained`` (``dtype``, ``device_map``, ``attn_implementation``).
+        **kwargs: passed to ``from_pretrained`` (``dtype``, ``device_map``,
+            ``attn_implementation``).
     """
     if bits is not None:
         config = kwargs.get("config")
@@ -265,8 +269,9 @@ def load_edit_flow_model(path: str | Path, bits: int | None = None, **kwargs) ->
 
 
 def _unpack_cpu_4bit_for_grad(module: nn.Module, args: tuple) -> None:
-    """Forward pre-hook on a ``bnb.nn.Linear4bit``: undo bitsandbytes' CPU repacking before a
-    call that may need gradients.
+    """Forward pre-hook on a ``bnb.nn.Linear4bit``: undo bitsandbytes' CPU repacking when needed.
+
+    It acts before a call that may need gradients.
 
     ``Linear4bit.forward`` repacks its weight for the AVX512-BF16 kernel on the first call in
     eval mode with an input that does not require grad, and keeps it packed; every later call,

@@ -114,9 +114,11 @@ class EditFlowModel(PreTrainedModel):
         return self.time_embed is not None
 
     def get_input_embeddings(self) -> nn.Module:
+        """The backbone's token embedding."""
         return self.backbone.get_input_embeddings()
 
     def set_input_embeddings(self, value: nn.Module) -> None:
+        """Replace the backbone's token embedding."""
         self.backbone.set_input_embeddings(value)
 
     @torch.no_grad()
@@ -160,14 +162,18 @@ class EditFlowModel(PreTrainedModel):
         t: torch.Tensor | None,
         given: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One backbone pass: rates (B, L, 3), the states read by ins_head and by sub_head (B, L, H)."""
+        """One backbone pass: rates (B, L, 3) and the (B, L, H) states the token heads read.
+
+        The first state is ins_head's, the second sub_head's (they differ for shifted families).
+        """
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be (B, L), got shape {tuple(input_ids.shape)}")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         elif attention_mask.shape != input_ids.shape:
             raise ValueError(
-                f"attention_mask shape {tuple(attention_mask.shape)} != input_ids shape {tuple(input_ids.shape)}"
+                f"attention_mask shape {tuple(attention_mask.shape)} != "
+                f"input_ids shape {tuple(input_ids.shape)}"
             )
         if self.arch.mask_made_bidirectional:
             check_bidirectional_attention(self.backbone.config)
@@ -178,7 +184,8 @@ class EditFlowModel(PreTrainedModel):
         if self.time_embed is not None:
             if t is None or t.shape != input_ids.shape[:1]:
                 raise ValueError(
-                    f"a time-conditioned model needs t of shape ({input_ids.shape[0]},), got {t if t is None else tuple(t.shape)}"
+                    f"a time-conditioned model needs t of shape ({input_ids.shape[0]},), "
+                    f"got {t if t is None else tuple(t.shape)}"
                 )
             inputs_embeds = inputs_embeds + self.time_embed(t)[:, None, :]
         if self.given_embed is not None:
@@ -272,7 +279,10 @@ class EditFlowModel(PreTrainedModel):
     def _token_logits(
         head: TokenHead, hidden: torch.Tensor, rows: torch.Tensor | None
     ) -> torch.Tensor:
-        """head over all of hidden (B, L, H) -> (B, L, V), or over flat rows (N,) -> (N, V)."""
+        """Token logits of ``head`` over all of hidden (B, L, H) -> (B, L, V).
+
+        Or over flat rows ``b * L + i`` (N,) -> (N, V).
+        """
         if rows is None:
             return head(hidden)
         if rows.dim() != 1:

@@ -1,5 +1,7 @@
-"""ModernBERT: the backbone is ``ModernBertModel`` (its last state is after ``final_norm``); the
-token heads copy ``ModernBertForMaskedLM.head`` (dense, activation, norm) and ``.decoder``.
+"""ModernBERT: the ``ModernBertModel`` backbone and the masked-LM head as token heads.
+
+The backbone's last state is after ``final_norm``; the token heads copy
+``ModernBertForMaskedLM.head`` (dense, activation, norm) and ``.decoder``.
 
 ModernBERT is bidirectional as shipped; nothing about its attention changes.
 """
@@ -31,9 +33,11 @@ class ModernBertArch(Architecture):
     )
 
     def build_backbone(self, text_config: ModernBertConfig) -> nn.Module:
+        """The ``ModernBertModel`` encoder."""
         return ModernBertModel(text_config)
 
     def build_token_head(self, text_config: ModernBertConfig) -> TokenHead:
+        """The masked-LM head's structure: prediction head (dense, activation, norm), decoder."""
         return TokenHead(
             ModernBertPredictionHead(text_config),
             text_config.hidden_size,
@@ -42,6 +46,7 @@ class ModernBertArch(Architecture):
         )
 
     def load_source(self, path: Path) -> SourceWeights:
+        """The encoder and masked-LM head of a ``ModernBertForMaskedLM`` checkpoint."""
         mlm = ModernBertForMaskedLM.from_pretrained(path, dtype="auto")
         state = mlm.state_dict()
         head = {f"transform.{k}": v for k, v in prefixed(state, "head.").items()}

@@ -17,7 +17,9 @@ def anchor_token_id(source: Any) -> int | None:
 
 
 def banned_token_ids(tokenizer: Any, eos_token_id: int | None = None) -> list[int]:
-    """Every special token id of ``tokenizer`` but EOS (``eos_token_id``, default the
-    tokenizer's), sorted."""
+    """Every special token id of ``tokenizer`` but EOS, sorted.
+
+    EOS is ``eos_token_id``, by default the tokenizer's.
+    """
     eos = tokenizer.eos_token_id if eos_token_id is None else eos_token_id
     return sorted({i for i in tokenizer.all_special_ids if i != eos})

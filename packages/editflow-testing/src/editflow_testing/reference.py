@@ -1,5 +1,8 @@
-"""Slow, obviously correct references for the core math: the tests check editflow-core against
-them, and the benchmarks time its alignment against the pure-Python DP."""
+"""Slow, obviously correct references for the core math.
+
+The tests check editflow-core against them, and the benchmarks time its alignment against the
+pure-Python DP.
+"""
 
 import math
 
