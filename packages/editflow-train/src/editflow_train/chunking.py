@@ -52,8 +52,9 @@ def pretraining_dataset(
     pack: bool = True,
     source_field: str | None = None,
 ) -> Dataset | IterableDataset:
-    """Map text records to ``{"input_ids": [BOS, ...], "frozen": 1}`` chunks (``pack``: see the
-    module docstring).
+    """Map text records to ``{"input_ids": [BOS, ...], "frozen": 1}`` chunks.
+
+    ``pack``: see the module docstring.
 
     Raises:
         ValueError: the text field is missing (the message lists the columns), or max_length < 2.
@@ -97,7 +98,7 @@ def pretraining_dataset(
 
 
 def _pairs(ds, tokenizer, anchor, eos, text_field, source_field, max_length, names, num_proc):
-    """Draft -> final records as ``{"input_ids", "frozen", "x0_ids"}`` (see the module docstring)."""
+    """Draft -> final records as ``{"input_ids", "frozen", "x0_ids"}`` (see the module doc)."""
 
     def tokenize_pairs(batch: dict[str, list]) -> dict[str, list]:
         out: dict[str, list] = {"input_ids": [], "frozen": [], "x0_ids": []}

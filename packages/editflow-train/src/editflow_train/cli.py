@@ -41,7 +41,7 @@ def field_names() -> list[str]:
 
 
 def unknown_key_message(key: str, where: str) -> str:
-    """'unknown key X in WHERE; did you mean Y?'"""
+    """The error for an unknown config key: 'unknown key X in WHERE; did you mean Y?'."""
     close = difflib.get_close_matches(key, field_names(), n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else "; see --help for the valid fields"
     return f"unknown key {key!r} in {where}{hint}"

@@ -130,8 +130,10 @@ class EditFlowCollator:
         return x1, frozen
 
     def layout(self, example: dict, pool: torch.Tensor | None = None) -> tuple[list, str]:
-        """One example's pieces (``Given`` / ``Hole``) and the coupling of its hole (``pool``:
-        the tokens ``edit_x0`` draws new tokens from)."""
+        """One example's pieces (``Given`` / ``Hole``) and the coupling of its hole.
+
+        ``pool``: the tokens ``edit_x0`` draws new tokens from.
+        """
         x1, f = self.conditioning(example["input_ids"], int(example.get("frozen", 1)))
         x1 = list(x1)
         head, middle, tail = x1[:f], x1[f:], []

@@ -1,5 +1,7 @@
-"""The distributed mode a run got, checked against the one it was launched for; the model the
-end-of-run samples come from when the trained parameters are sharded.
+"""The distributed mode a run got, checked; the sampling model when parameters are sharded.
+
+The mode is checked against the one the run was launched for; with sharded parameters the
+end-of-run samples come from a model loaded back from ``checkpoint-final``.
 
 Design decisions:
 - accelerate falls back silently when a DeepSpeed or FSDP launch cannot run as asked: with
@@ -57,9 +59,13 @@ def _zero3_gathers_on_save(accelerator: Accelerator) -> bool:
 
 
 def check_distributed(accelerator: Accelerator, lora: bool = False) -> None:
-    """Raise ValueError when the run did not get the distributed mode it was launched for, when
-    ZeRO-3 would not save full weights, or for LoRA over sharded parameters (ZeRO-3, FSDP):
-    the end-of-run merge runs on the main process and needs the full weights there."""
+    """Refuse a run whose distributed set-up would silently go wrong.
+
+    Raises:
+        ValueError: the run did not get the distributed mode it was launched for, ZeRO-3 would
+            not save full weights, or LoRA over sharded parameters (ZeRO-3, FSDP): the end-of-run
+            merge runs on the main process and needs the full weights there.
+    """
     kind = accelerator.distributed_type
     zero = accelerator.state.deepspeed_plugin.zero_stage if kind == DistributedType.DEEPSPEED else 0
     if lora and (kind == DistributedType.FSDP or zero == 3):
@@ -112,8 +118,11 @@ def params_sharded(trainer: Trainer) -> bool:
 
 @contextmanager
 def _no_zero3_init(trainer: Trainer) -> Iterator[None]:
-    """``from_pretrained`` inside builds a plain model: while the Trainer's ZeRO-3 config is
-    registered, transformers partitions every model it builds across the processes."""
+    """Inside, ``from_pretrained`` builds a plain model, not a ZeRO-3 partitioned one.
+
+    While the Trainer's ZeRO-3 config is registered, transformers partitions every model it
+    builds across the processes.
+    """
     if not _zero3(trainer):
         yield
         return
@@ -127,8 +136,11 @@ def _no_zero3_init(trainer: Trainer) -> Iterator[None]:
 
 
 def sampling_model(trainer: Trainer, final: Path):
-    """The model the main process samples from: the trained one, or, when its parameters are
-    sharded, ``final`` (checkpoint-final, full weights) loaded as one plain model."""
+    """The model the main process samples from.
+
+    The trained one, or, when its parameters are sharded, ``final`` (checkpoint-final, full
+    weights) loaded as one plain model.
+    """
     from editflow_models import load_edit_flow_model
 
     from editflow_train.model_setup import base_model

@@ -37,6 +37,8 @@ def heldout_bound(
         records: dicts with ``input_ids`` (x1, anchor first) and optional ``frozen`` (default 1).
         samples: Monte Carlo samples per sequence (>= 2 for a standard error).
         max_sequences: score at most this many records (the first ones); ``None``: all.
+        seed: seeds the coupling and time draws, so two evaluations agree.
+        batch_size: rows per forward pass.
         progress: optional callable(done_rows, total_rows).
 
     Returns:

@@ -1,5 +1,7 @@
-"""One training run, ``pt`` or ``sft``: data, tokenizer, model, collator, Trainer, final save,
-samples. ``cli.py`` parses the configuration and calls ``train``.
+"""One training run, ``pt`` or ``sft``.
+
+Data, tokenizer, model, collator, Trainer, final save, samples. ``cli.py`` parses the
+configuration and calls ``train``.
 """
 
 from __future__ import annotations
@@ -45,8 +47,11 @@ def _texts(ds, mode: Mode, text_field: str):
 
 
 def resolve_resume(value: str | None, output_dir: str) -> str | None:
-    """``--resume_from_checkpoint``: 'latest'/'true' -> newest complete checkpoint (or none);
-    a path must be a complete checkpoint."""
+    """The checkpoint ``--resume_from_checkpoint`` names.
+
+    'latest' / 'true' -> the newest complete checkpoint (or none); a path must be a complete
+    checkpoint.
+    """
     if value is None or value.lower() in ("", "false", "none"):
         return None
     if value.lower() in ("latest", "true"):
@@ -255,7 +260,8 @@ def report_samples(
     """Print samples (and, for pt, the real-word fraction); returns them for summary.json.
 
     Main process only; under ZeRO-3 / FSDP the samples come from ``final`` (see
-    ``distributed.sampling_model``)."""
+    ``distributed.sampling_model``).
+    """
     model = sampling_model(trainer, final)
     prompts = args.sample_prompts
     if mode == "sft" and not prompts:

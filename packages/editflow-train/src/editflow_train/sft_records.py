@@ -41,7 +41,8 @@ def record_messages(record: dict) -> tuple[list[dict], str]:
         messages = list(record["messages"])
         if messages[-1]["role"] != "assistant":
             raise ValueError(
-                f"a chat record must end with an assistant message, got role {messages[-1]['role']!r}"
+                "a chat record must end with an assistant message, "
+                f"got role {messages[-1]['role']!r}"
             )
         return messages[:-1], messages[-1]["content"]
     if record.get("instruction") is not None and record.get("output") is not None:

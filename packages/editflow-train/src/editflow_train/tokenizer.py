@@ -1,5 +1,6 @@
-"""The quickstart's tokenizer: a byte-level BPE built locally from the training text (no hub),
-with ``editflow_models.tokenizer.train_bpe_tokenizer``, and cached under the run directory.
+"""The quickstart's tokenizer: a byte-level BPE built locally from the training text (no hub).
+
+It is built with ``editflow_models.train_bpe_tokenizer`` and cached under the run directory.
 
 Design decisions:
 - Byte-level BPE: every string round-trips (newlines and spaces included), so generated text

@@ -53,9 +53,11 @@ class TimeBudget(TrainerCallback):
         self.start = time.perf_counter()
 
     def on_train_begin(self, args, state, control, **kwargs):
+        """Start the clock."""
         self.start = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
+        """Ask the Trainer to stop once the budget is spent."""
         if time.perf_counter() - self.start > self.seconds:
             control.should_training_stop = True
         return control
@@ -95,9 +97,12 @@ class EditFlowTrainer(Trainer):
         self._window_start = time.perf_counter()
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        """The Edit Flow loss of one batch: a sampled path as a dict of tensors, or (ragged
-        batches) ``{"groups": [path fields, ...], "batch_totals": (rows, tokens)}``, whose
-        groups' losses, normalised by the batch's totals, sum to the batch loss."""
+        """The Edit Flow loss of one batch.
+
+        A batch is a sampled path as a dict of tensors, or (ragged batches)
+        ``{"groups": [path fields, ...], "batch_totals": (rows, tokens)}``, whose groups'
+        losses, normalised by the batch's totals, sum to the batch loss.
+        """
         if "groups" in inputs:
             groups = [PathSample(**g) for g in inputs["groups"]]
             rows, tokens = inputs["batch_totals"].tolist()
@@ -153,8 +158,10 @@ class EditFlowTrainer(Trainer):
         return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
 
     def heldout_bound(self, dataset) -> dict[str, float]:
-        """``evaluation.heldout_bound`` of the model being trained on ``dataset`` ({} when off
-        or when the parameters are sharded)."""
+        """``evaluation.heldout_bound`` of the model being trained, on ``dataset``.
+
+        ``{}`` when the bound is off or the parameters are sharded.
+        """
         samples = getattr(self.args, "nll_bound_samples", 0)
         if samples <= 0 or dataset is None:
             return {}
