@@ -72,6 +72,7 @@ def _param(loc: tuple[Any, ...]) -> str | None:
 
 
 async def validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """A request that fails validation: 400 in the envelope, naming its most specific field."""
     errors = exc.errors()
     # union branches report one error each: a failed check beats a wrong type, then the
     # deepest location is the most specific one
@@ -107,20 +108,24 @@ async def validation_handler(request: Request, exc: RequestValidationError) -> J
 
 
 async def api_error_handler(request: Request, exc: APIError) -> JSONResponse:
+    """An ``APIError`` as its status and the OpenAI error envelope."""
     return _respond(exc)
 
 
 async def http_error_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Starlette's HTTP errors (404, 405, ...) in the OpenAI error envelope."""
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
     headers = getattr(exc, "headers", None)
     return _respond(APIError(exc.status_code, str(exc.detail), code=code, headers=headers))
 
 
 async def disconnected_handler(request: Request, exc: ClientDisconnected) -> Response:
+    """499 (client closed the request) for a client gone while its body was read."""
     return Response(status_code=499)
 
 
 async def unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Any other exception: logged with its request id, answered 500 in the envelope."""
     rid = request.scope.get("state", {}).get("request_id", "-")
     log.exception("unexpected error in request %s", rid)
     headers = {"x-request-id": rid} if rid != "-" else None
@@ -138,6 +143,7 @@ class BodyLimit:
         self.app, self.limit = app, limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass an HTTP request on with its body counted, or answer 413."""
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length", b"0")
@@ -192,6 +198,7 @@ class RequestMetrics:
         self.app, self.metrics = app, metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass a request on; count and time it when it is an API request."""
         path = scope.get("path", "") if scope["type"] == "http" else ""
         if not path.startswith("/v1/"):
             return await self.app(scope, receive, send)

@@ -23,6 +23,7 @@ def key_matches(authorization: str, key: str) -> bool:
 
 
 def unauthorized() -> APIError:
+    """The 401 ``invalid_api_key`` error, saying which header to send."""
     return APIError(
         401,
         "Incorrect or missing API key: send the header 'Authorization: Bearer YOUR_KEY'",
@@ -38,6 +39,7 @@ class RequireApiKey:
         self.app, self.key = app, key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass a request on, or answer 401 before its body is read."""
         if (
             self.key
             and scope["type"] == "http"

@@ -34,7 +34,7 @@ then: uv run editflow-serve --model DIR"""
 
 
 def _scalar(hint: Any) -> Any:
-    """int for ``int | None``, str for ``str``: the argparse type of a field's annotation."""
+    """The argparse type of a field's annotation: int for ``int | None``, str for ``str``."""
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         [hint] = [h for h in typing.get_args(hint) if h is not type(None)]
     return hint
@@ -116,6 +116,7 @@ def build(settings: ServeSettings) -> tuple[FastAPI, Engine]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The ``editflow-serve`` command: parse the flags, build the app, serve it with uvicorn."""
     import uvicorn
 
     from .http_protocol import uvicorn_config

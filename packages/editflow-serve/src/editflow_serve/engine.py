@@ -143,10 +143,12 @@ class Engine:
 
     @property
     def num_waiting(self) -> int:
+        """Sequences submitted and waiting for a slot."""
         return len(self._waiting)
 
     @property
     def num_running(self) -> int:
+        """Sequences in the running batch."""
         return len(self._running)
 
     # ---------------------------------------------------------------- asyncio side

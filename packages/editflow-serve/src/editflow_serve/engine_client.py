@@ -48,8 +48,10 @@ class QueueFull(EngineError):
 
 @dataclass
 class SeqRequest:
-    """One sequence to generate: given prefix, initial x0 tokens (a draw, or a draft to
-    edit), sampling settings, and given suffix tokens (fill in the middle; EOS after a draft)."""
+    """One sequence to generate: given prefix, initial x0, sampling settings, given suffix.
+
+    x0 is a draw or a draft to edit; the suffix fills in the middle (EOS after a draft).
+    """
 
     prefix: list[int]
     x0: list[int]
@@ -68,16 +70,24 @@ class EngineClient(Protocol):
     """
 
     @property
-    def state(self) -> str: ...
+    def state(self) -> str:
+        """One of ``ENGINE_STATES``."""
+        ...
 
     @property
-    def error(self) -> str | None: ...
+    def error(self) -> str | None:
+        """Why the engine is in "fault", else ``None``."""
+        ...
 
     @property
-    def setup(self) -> GenerationSetup | None: ...
+    def setup(self) -> GenerationSetup | None:
+        """The loaded model, tokenizer and generation rules (``None`` until loaded)."""
+        ...
 
     @property
-    def capacity(self) -> int: ...
+    def capacity(self) -> int:
+        """The most sequences one request may have (running + queued slots)."""
+        ...
 
     def start(self) -> None:
         """Start the engine (loading the model may go on after this returns); idempotent."""

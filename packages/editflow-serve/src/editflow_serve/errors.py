@@ -28,6 +28,7 @@ class APIError(Exception):
         self.param, self.code, self.headers = param, code, headers or {}
 
     def body(self) -> dict[str, Any]:
+        """The OpenAI error envelope: ``{"error": {message, type, param, code}}``."""
         return {
             "error": {
                 "message": self.message,

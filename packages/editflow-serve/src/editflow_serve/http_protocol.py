@@ -41,6 +41,7 @@ class EnvelopeH11Protocol(H11Protocol):
         self.conn = _Connection(h11.SERVER, self.max_head)
 
     def send_400_response(self, msg: str) -> None:
+        """Answer an unparseable request in the envelope: 431 for oversized headers, else 400."""
         err = self.conn.last_error
         status = 431 if err is not None and err.error_status_hint == 431 else 400
         if status == 431:

@@ -133,6 +133,8 @@ class SystemMessage(_Request):
 
 
 class UserMessage(_Request):
+    """A user's turn."""
+
     role: Literal["user"]
     content: Content
     name: str | None = None
@@ -152,6 +154,8 @@ MESSAGE_ROLES = ("system", "developer", "user", "assistant")
 
 
 class StreamOptions(_Request):
+    """Streaming options: ``include_usage`` adds a last chunk with the usage."""
+
     include_usage: bool = False
 
 
@@ -195,7 +199,9 @@ class EditFlowKnobs(_Request):
         stop: str | list[str] | None
 
         @property
-        def n(self) -> int: ...
+        def n(self) -> int:
+            """Choices per prompt."""
+            ...
 
     def check_supported(self) -> None:
         """400 naming the first field this server cannot honour (checked before any work)."""
@@ -334,6 +340,7 @@ class ChatCompletionRequest(_Common):
     audio: dict[str, Any] | None = Field(None, description=f"Only null. {_NOT_HONOURED}")
 
     def check_supported(self) -> None:
+        """400 for non-text output and logprobs, on top of the common checks."""
         super().check_supported()
         if self.modalities is not None and set(self.modalities) != {"text"}:
             raise not_honoured("modalities", 'Edit Flow models only write text; use ["text"]')
@@ -370,8 +377,10 @@ class ChatCompletionRequest(_Common):
 
 
 class CompletionRequest(_Common):
-    """POST /v1/completions. ``prompt``: a string, strings, token ids, or lists of token ids
-    (null: the empty prompt)."""
+    """POST /v1/completions.
+
+    ``prompt``: a string, strings, token ids, or lists of token ids (null: the empty prompt).
+    """
 
     prompt: (
         Text
@@ -390,6 +399,7 @@ class CompletionRequest(_Common):
     best_of: int | None = None
 
     def check_supported(self) -> None:
+        """400 for logprobs and a ``best_of`` other than ``n``, on top of the common checks."""
         super().check_supported()
         if self.logprobs is not None:
             raise invalid("logprobs", "logprobs are not supported by Edit Flow models")
@@ -453,10 +463,12 @@ class ResponsesRequest(EditFlowKnobs):
 
     @property
     def n(self) -> int:
+        """One answer per request."""
         return 1
 
     @property
     def stop(self) -> None:
+        """No stop strings in the Responses API."""
         return None
 
     def check_supported(self) -> None:
@@ -515,6 +527,8 @@ class CompletionTokensDetails(BaseModel):
 
 
 class Usage(BaseModel):
+    """Token counts of an answer, and the Edit Flow statistics under ``editflow``."""
+
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
@@ -525,9 +539,11 @@ class Usage(BaseModel):
     def of(
         cls, prompt_tokens: int, results: list[GenerationResult], draft_tokens: int | None = None
     ) -> Usage:
-        """Prompt tokens (anchor included) + generated tokens, and edit statistics, summed;
-        with a draft of ``draft_tokens`` tokens, its accepted (kept unchanged) and rejected
-        tokens, summed over the choices."""
+        """Prompt tokens (anchor included) + generated tokens, and edit statistics, summed.
+
+        With a draft of ``draft_tokens`` tokens, also its accepted (kept unchanged) and rejected
+        tokens, summed over the choices.
+        """
         completion = sum(len(r.completion) for r in results)
         details = None
         if draft_tokens is not None:
@@ -553,6 +569,8 @@ class Usage(BaseModel):
 
 
 class ErrorBody(BaseModel):
+    """The inside of the OpenAI error envelope."""
+
     message: str
     type: str
     param: str | None = None
@@ -566,12 +584,16 @@ class ErrorResponse(BaseModel):
 
 
 class ChatCompletionMessage(BaseModel):
+    """The assistant's message in a chat answer."""
+
     role: Literal["assistant"]
     content: str
     refusal: None = None
 
 
 class ChatChoice(BaseModel):
+    """One choice of a chat answer."""
+
     index: int
     message: ChatCompletionMessage
     logprobs: None = None
@@ -591,6 +613,8 @@ class ChatCompletion(BaseModel):
 
 
 class CompletionChoice(BaseModel):
+    """One choice of a text completion."""
+
     index: int
     text: str
     logprobs: None = None
@@ -621,6 +645,8 @@ class ChatDelta(BaseModel):
 
 
 class ChatChunkChoice(BaseModel):
+    """One choice's part of a chat stream chunk."""
+
     index: int
     delta: ChatDelta
     logprobs: None = None
@@ -640,6 +666,8 @@ class ChatCompletionChunk(BaseModel):
 
 
 class CompletionChunkChoice(BaseModel):
+    """One choice's part of a text completion stream chunk."""
+
     index: int
     text: str
     logprobs: None = None
@@ -660,8 +688,11 @@ class CompletionChunk(BaseModel):
 
 @dataclass
 class FinalChoice:
-    """A finished choice as the client gets it: text (stop strings cut, echo applied), finish
-    reason and, with ``trace: true`` in a whole answer, its ``editflow_trace``."""
+    """A finished choice as the client gets it.
+
+    Its text (stop strings cut, echo applied), finish reason and, with ``trace: true`` in a
+    whole answer, its ``editflow_trace``.
+    """
 
     text: str
     finish_reason: str
@@ -726,6 +757,7 @@ class ChatCompletionShape(_CompletionShape):
     chunk_object = "chat.completion.chunk"
 
     def response(self, choices: list[FinalChoice], usage: Usage) -> ChatCompletion:
+        """The whole answer."""
         return ChatCompletion(
             id=self.id,
             object="chat.completion",
@@ -757,18 +789,23 @@ class ChatCompletionShape(_CompletionShape):
         return ChatCompletionChunk(**self._head(), choices=[choice])
 
     def opening_chunks(self, index: int) -> list[BaseModel]:
+        """The chunk that opens a choice: the assistant role, empty content."""
         return [self._chunk(index, ChatDelta(role="assistant", content=""))]
 
     def trace_chunk(self, index: int, trace: list[dict[str, Any]]) -> ChatCompletionChunk:
+        """A chunk carrying new trace steps of a choice."""
         return self._chunk(index, ChatDelta(), trace=trace)
 
     def text_chunk(self, index: int, text: str) -> ChatCompletionChunk:
+        """A chunk carrying a choice's final text."""
         return self._chunk(index, ChatDelta(content=text))
 
     def finish_chunk(self, index: int, finish_reason: str) -> ChatCompletionChunk:
+        """The chunk that closes a choice with its finish reason."""
         return self._chunk(index, ChatDelta(), finish=finish_reason)
 
     def usage_chunk(self, usage: Usage) -> ChatCompletionChunk:
+        """The last chunk, with the usage and no choices."""
         return ChatCompletionChunk(**{**self._head(), "usage": usage}, choices=[])
 
 
@@ -779,6 +816,7 @@ class CompletionShape(_CompletionShape):
     chunk_object = "text_completion"
 
     def response(self, choices: list[FinalChoice], usage: Usage) -> Completion:
+        """The whole answer."""
         return Completion(
             id=self.id,
             object="text_completion",
@@ -810,19 +848,25 @@ class CompletionShape(_CompletionShape):
         return CompletionChunk(**self._head(), choices=[choice])
 
     def trace_chunk(self, index: int, trace: list[dict[str, Any]]) -> CompletionChunk:
+        """A chunk carrying new trace steps of a choice."""
         return self._chunk(index, trace=trace)
 
     def text_chunk(self, index: int, text: str) -> CompletionChunk:
+        """A chunk carrying a choice's final text."""
         return self._chunk(index, text)
 
     def finish_chunk(self, index: int, finish_reason: str) -> CompletionChunk:
+        """The chunk that closes a choice with its finish reason."""
         return self._chunk(index, finish=finish_reason)
 
     def usage_chunk(self, usage: Usage) -> CompletionChunk:
+        """The last chunk, with the usage and no choices."""
         return CompletionChunk(**{**self._head(), "usage": usage}, choices=[])
 
 
 class ModelCard(BaseModel):
+    """A model as ``GET /v1/models`` lists it."""
+
     id: str
     object: Literal["model"]
     created: int
@@ -830,11 +874,15 @@ class ModelCard(BaseModel):
 
 
 class ModelList(BaseModel):
+    """The answer of ``GET /v1/models``."""
+
     object: Literal["list"]
     data: list[ModelCard]
 
 
 class OutputText(BaseModel):
+    """A text part of a Responses API output message."""
+
     type: Literal["output_text"]
     text: str
     annotations: list[Any]
@@ -842,6 +890,8 @@ class OutputText(BaseModel):
 
 
 class OutputMessage(BaseModel):
+    """The assistant's message in a Responses API answer."""
+
     id: str
     type: Literal["message"]
     status: Literal["in_progress", "completed", "incomplete"]
@@ -850,6 +900,8 @@ class OutputMessage(BaseModel):
 
 
 class ResponseUsage(BaseModel):
+    """Token counts of a Responses API answer, and the Edit Flow statistics."""
+
     input_tokens: int
     input_tokens_details: dict[str, int]
     output_tokens: int
@@ -859,6 +911,8 @@ class ResponseUsage(BaseModel):
 
 
 class ResponseError(BaseModel):
+    """Why a Responses API answer failed."""
+
     code: str
     message: str
 

@@ -6,9 +6,10 @@ app as a Ray Serve deployment instead of one uvicorn process; it needs the ``ray
 'editflow-serve[ray]'`` elsewhere).
 
 Design decisions:
-- Each replica builds the app with ``cli.build`` from the same ``ServeSettings``, so the API, its checks,
-  the key and the metrics are those of the single-process server; it loads the model and waits
-  for it before Ray counts the replica as running, so no request meets a loading engine.
+- Each replica builds the app with ``cli.build`` from the same ``ServeSettings``, so the API, its
+  checks, the key and the metrics are those of the single-process server; it loads the model
+  and waits for it before Ray counts the replica as running, so no request meets a loading
+  engine.
 - Ray's proxy spreads requests over replicas and queues them while every replica is busy:
   a replica holds at most ``--max-running`` requests (``max_ongoing_requests``), the rest wait
   in Ray's queue (at most ``--max-queued``, then 503), so a replica that dies takes only the

@@ -21,6 +21,7 @@ current: ContextVar[str] = ContextVar("editflow_request_id", default="-")
 
 
 def new_request_id() -> str:
+    """A fresh id: ``req_`` and 32 hex digits."""
     return "req_" + uuid.uuid4().hex
 
 
@@ -35,6 +36,7 @@ class RequestIdFilter(logging.Filter):
     """Adds ``record.request_id``: the id of the request being served, or "-"."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Set ``record.request_id`` unless the record has one; keep every record."""
         if not hasattr(record, "request_id"):
             record.request_id = current.get()
         return True
@@ -47,6 +49,7 @@ class RequestId:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a request under its id (the client's or a new one), echoed in the answer."""
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         rid = accept_request_id(dict(scope["headers"]).get(HEADER))

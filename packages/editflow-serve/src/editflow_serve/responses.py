@@ -89,6 +89,7 @@ class ResponseBuilder:
         }
 
     def message(self, text: str, status: str) -> dict[str, Any]:
+        """The output message item holding ``text``."""
         return {
             "id": self.message_id,
             "type": "message",
@@ -99,10 +100,12 @@ class ResponseBuilder:
 
     @staticmethod
     def part(text: str) -> dict[str, Any]:
+        """An ``output_text`` content part."""
         return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
     @staticmethod
     def status(finish_reason: str) -> str:
+        """The response status of a finish reason: "incomplete" at the token cap."""
         return "incomplete" if finish_reason == "length" else "completed"
 
     def event(self, kind: str, **fields: Any) -> str:
@@ -112,6 +115,7 @@ class ResponseBuilder:
         return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
     def start_events(self) -> Iterator[str]:
+        """The stream's first events: ``response.created`` and ``response.in_progress``."""
         yield self.event("response.created", response=self.response("in_progress"))
         yield self.event("response.in_progress", response=self.response("in_progress"))
 
@@ -131,5 +135,6 @@ class ResponseBuilder:
         yield self.event(f"response.{status}", response=final)
 
     def failed_event(self, code: str, message: str) -> str:
+        """``response.failed`` with the error's code and message."""
         error = {"code": code, "message": message}
         return self.event("response.failed", response=self.response("failed", error=error))

@@ -53,6 +53,7 @@ _EVENTS = (
 
 
 def serving(request: Request) -> OpenAIServing:
+    """The app's ``OpenAIServing``."""
     return request.app.state.serving
 
 
@@ -86,11 +87,13 @@ async def responses(body: ResponsesRequest, request: Request) -> Response:
 
 @api.get("/models", response_model=ModelList)
 async def list_models(request: Request) -> dict[str, Any]:
+    """The one model this server serves."""
     return serving(request).list_models()
 
 
 @api.get("/models/{model_id:path}", response_model=ModelCard)
 async def get_model(model_id: str, request: Request) -> dict[str, Any]:
+    """The served model's card; 404 for any other id."""
     return serving(request).get_model(model_id)
 
 

@@ -117,6 +117,7 @@ class OpenAIServing:
 
     # ---------------------------------------------------------------- models / health
     def model_card(self) -> dict[str, Any]:
+        """The served model as an OpenAI model object."""
         return {
             "id": self.settings.model_id,
             "object": "model",
@@ -125,14 +126,17 @@ class OpenAIServing:
         }
 
     def list_models(self) -> dict[str, Any]:
+        """``GET /v1/models``: a list of the one served model."""
         return {"object": "list", "data": [self.model_card()]}
 
     def get_model(self, model_id: str) -> dict[str, Any]:
+        """``GET /v1/models/{model_id}``: the model card, or a 404 ``APIError``."""
         if model_id != self.settings.model_id:
             raise _no_such_model(model_id)
         return self.model_card()
 
     def health(self) -> tuple[int, dict[str, Any]]:
+        """``GET /health``: 200 when ready, else 503 with what the engine is doing."""
         state = self.engine.state
         if state == "ready":
             return 200, {"status": "ok"}
@@ -273,8 +277,11 @@ class OpenAIServing:
         suffix: str | None = None,
         draft: str | None = None,
     ) -> _Prepared:
-        """Check the prompts, x0, suffix and draft against the context, then one sequence per
-        prompt x choice (``GenerationSetup.start``: the same x0 for a seed as the CLI)."""
+        """Check the prompts, x0, suffix and draft against the context; one sequence per choice.
+
+        One sequence per prompt x choice (``GenerationSetup.start``: the same x0 for a seed as
+        the CLI).
+        """
         s = self.settings
         asked = req.x0_request()
         spec, x0_param = asked if asked is not None else (s.x0 or str(setup.x0), "x0")
