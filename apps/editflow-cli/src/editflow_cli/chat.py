@@ -32,6 +32,7 @@ commands inside the chat: /reset (forget the conversation), /exit or Ctrl-D (qui
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``chat`` command to the ``editflow`` parser."""
     p = sub.add_parser(
         "chat",
         help="chat in the terminal with a local checkpoint or a server",
@@ -75,16 +76,19 @@ class Conversation:
     text: str = ""
 
     def reset(self) -> None:
+        """Forget the conversation (the system message stays)."""
         self.messages = [{"role": "system", "content": self.system}] if self.system else []
         self.text = ""
 
     def add_user(self, line: str) -> None:
+        """Add the user's line: a user message, or more text to continue."""
         if self.chat:
             self.messages.append({"role": "user", "content": line})
         else:
             self.text = f"{self.text} {line}".strip() if self.text else line
 
     def add_reply(self, reply: str) -> None:
+        """Add the model's reply: an assistant message, or the continued text."""
         if self.chat:
             self.messages.append({"role": "assistant", "content": reply})
         else:
@@ -99,6 +103,7 @@ class LocalBackend:
         self.args, self.console, self.visual = args, console, visual
 
     def reply(self, conv: Conversation) -> str:
+        """The model's reply to the conversation, drawn live when the view is on."""
         s = self.setup
         prefix = s.chat_prefix(conv.messages) if conv.chat else s.text_prefix(conv.text)
         params: SamplingParams = sampling_params(self.args, trace=self.visual)
@@ -140,12 +145,13 @@ class RemoteBackend:
             return fn()
         except o.AuthenticationError:
             raise CliError(
-                f"the server at {self.args.server} rejected the API key: pass --api-key or set EDITFLOW_API_KEY"
+                f"the server at {self.args.server} rejected the API key: pass --api-key or set "
+                "EDITFLOW_API_KEY"
             ) from None
         except o.APIConnectionError:
             raise CliError(
-                f"cannot reach a server at {self.args.server}: start one with `uv run editflow-serve` "
-                "or check --server"
+                f"cannot reach a server at {self.args.server}: start one with "
+                "`uv run editflow-serve` or check --server"
             ) from None
         except o.NotFoundError as err:
             raise CliError(
@@ -155,6 +161,7 @@ class RemoteBackend:
             raise CliError(f"the server answered {err.status_code}: {err.message}") from None
 
     def reply(self, conv: Conversation) -> str:
+        """The server's reply to the conversation (streamed with its trace when the view is on)."""
         a = self.args
         extra = {"steps": a.steps, "top_k": a.top_k}
         if getattr(a, "guidance", 0.0):
@@ -218,6 +225,7 @@ def apply_trace_entry(texts: list[str], entry: dict, show=None) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``editflow chat``: read lines, print replies, until EOF or /exit; returns the exit code."""
     if args.server and args.model:
         raise CliError("give either --model (local) or --server (remote), not both")
     interactive = sys.stdin.isatty()

@@ -20,6 +20,7 @@ A2D_EXAMPLES = """examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``convert`` and ``a2d`` commands to the ``editflow`` parser."""
     p = sub.add_parser(
         "convert",
         help="turn a pretrained masked LM, LLaDA, Dream or a2d model into an Edit Flow model",
@@ -79,6 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    """``editflow convert``: convert a checkpoint and print the report; returns 0."""
     from editflow_models import convert
 
     report = convert(
@@ -97,6 +99,7 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def run_a2d(args: argparse.Namespace) -> int:
+    """``editflow a2d``: save a causal checkpoint in its bidirectional form; returns 0."""
     from editflow_models import a2d
 
     out = a2d(args.model, args.output)

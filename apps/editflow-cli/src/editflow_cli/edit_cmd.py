@@ -31,6 +31,7 @@ EXAMPLES = """examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``edit`` command to the ``editflow`` parser."""
     p = sub.add_parser(
         "edit",
         help="edit a draft with a local checkpoint",
@@ -76,6 +77,7 @@ def read_draft(source: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``editflow edit``: edit the draft, print the text; returns the exit code."""
     draft = read_draft(args.draft)
     setup = load(args.model, args.dtype)
     if args.max_new_tokens is None:  # room for the draft and as much again, as the server gives

@@ -29,6 +29,7 @@ training run's --max-length (the quickstart's is 64) to get the same chunks.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``eval`` command to the ``editflow`` parser."""
     p = sub.add_parser(
         "eval",
         help="held-out likelihood bound (bits per character) of a checkpoint",
@@ -125,6 +126,7 @@ def load_records(args: argparse.Namespace, setup) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``editflow eval``: score the held-out records and print the bound; returns the exit code."""
     if args.samples < 1:
         raise CliError(f"--samples must be >= 1, got {args.samples}")
     if args.max_length < 2:

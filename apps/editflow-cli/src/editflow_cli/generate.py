@@ -83,6 +83,7 @@ def add_sampling_args(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``generate`` command to the ``editflow`` parser."""
     p = sub.add_parser(
         "generate",
         help="generate text from a local checkpoint",
@@ -126,6 +127,7 @@ def load(path: Path | None, dtype: str = "auto"):
 
 
 def sampling_params(args: argparse.Namespace, trace: bool) -> SamplingParams:
+    """The ``SamplingParams`` of the sampling flags, or a CliError naming the bad flag."""
     params = SamplingParams(
         steps=args.steps,
         temperature=args.temperature,
@@ -191,6 +193,7 @@ def run_one(
 
 
 def run(args: argparse.Namespace) -> int:
+    """``editflow generate``: generate one text, print it; returns the exit code."""
     setup = load(args.model, args.dtype)
     params = sampling_params(args, trace=args.trace or args.trace_file is not None)
     prefix = setup.text_prefix(args.prompt)

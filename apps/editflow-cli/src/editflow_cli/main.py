@@ -15,9 +15,11 @@ from editflow_cli.errors import CliError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``editflow`` parser with every command registered."""
     parser = argparse.ArgumentParser(
         prog="editflow",
-        description="Edit Flow models: convert checkpoints, generate and edit text, chat, evaluate.",
+        description="Edit Flow models: convert checkpoints, generate and edit text, chat, "
+        "evaluate.",
         epilog="Run `editflow COMMAND --help` for a command's options and examples.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -30,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``editflow`` command: run the chosen one; its errors are one line on stderr (exit 2)."""
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
