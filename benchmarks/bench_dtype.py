@@ -178,7 +178,8 @@ def main() -> None:
     print(f"\n{'sampling (16 x 32 steps)':30} {'s':>8} {'vs fp32':>8} {'peak MB':>8} {'+MB':>6}")
     for name, r in samp.items():
         print(
-            f"{name + ' weights':30} {r['seconds']:8.2f} {samp['fp32']['seconds'] / r['seconds']:7.2f}x"
+            f"{name + ' weights':30} {r['seconds']:8.2f} "
+            f"{samp['fp32']['seconds'] / r['seconds']:7.2f}x"
             f" {r['peak_mb']:8.0f} {r['above_load_mb']:6.0f}"
         )
 

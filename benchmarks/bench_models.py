@@ -59,7 +59,7 @@ def stock_mlm(arch: str, vocab: int, hidden: int, layers: int, seq: int) -> torc
 
 
 class _LiveTensorBytes(TorchDispatchMode):
-    """Counts the bytes of every storage an op creates until that storage is freed; keeps the peak."""
+    """Counts the bytes of every storage an op creates until it is freed; keeps the peak."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -190,7 +190,8 @@ def main() -> None:
     )
     print(
         f"{args.arch}: V={V} H={H} layers={args.layers}, batch {args.batch} x L={ids.shape[1]} "
-        f"(x_t of a cubic path at t=0.9), {path.ins_rows.numel()} ins rows, {path.sub_rows.numel()} sub rows, "
+        f"(x_t of a cubic path at t=0.9), {path.ins_rows.numel()} ins rows, "
+        f"{path.sub_rows.numel()} sub rows, "
         f"device {device}, torch threads {torch.get_num_threads()}"
     )
     print(

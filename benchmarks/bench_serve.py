@@ -3,9 +3,10 @@
     uv run python benchmarks/bench_serve.py [--steps 32] [--max-tokens 32] [--url URL]
     uv run --package editflow-serve --extra ray python benchmarks/bench_serve.py --replicas 2
 
-Starts a server (``--model``; default the quickstart checkpoint ``runs/quickstart/checkpoint-final``
-when it exists, else a tiny random model made on the spot; ``--model tiny`` forces it; it says which) unless ``--url`` points at a running
-one, then drives POST /v1/chat/completions at concurrency 1, 4 and 16 and prints requests/s and
+Starts a server (``--model``; default the quickstart checkpoint
+``runs/quickstart/checkpoint-final`` when it exists, else a tiny random model made on the spot;
+``--model tiny`` forces it; it says which) unless ``--url`` points at a running one, then
+drives POST /v1/chat/completions at concurrency 1, 4 and 16 and prints requests/s and
 p50/p99 latency. Target: at 16 concurrent, throughput >= 6x that at 1, and no request fails
 (exit status 1 otherwise).
 
@@ -179,7 +180,7 @@ async def bench(url: str, args) -> list[dict]:
 
 
 def ragged_benchmark(device: str, reps: int = 3) -> None:
-    """Seconds to finish 32 mixed-length sequences, padded vs ragged forwards (see the docstring)."""
+    """Seconds to finish 32 mixed-length sequences, padded vs ragged forwards (see the top)."""
     import torch
     from editflow_core import BatchSampler, SamplingParams, make_scheduler
     from editflow_models import build_model_from_scratch
@@ -273,9 +274,8 @@ def main() -> None:
         )
     speedup = rows[-1]["rps"] / rows[0]["rps"]
     ok = speedup >= 6 and not any(r["failures"] for r in rows)
-    print(
-        f"throughput at 16 / at 1: {speedup:.1f}x (target >= 6x, no failures): {'PASS' if ok else 'FAIL'}"
-    )
+    verdict = "PASS" if ok else "FAIL"
+    print(f"throughput at 16 / at 1: {speedup:.1f}x (target >= 6x, no failures): {verdict}")
     sys.exit(0 if ok else 1)
 
 

@@ -241,7 +241,10 @@ def main() -> None:
         f"\nquickstart model, batch {opts.batch_size} x 64 tokens, {opts.steps} steps, "
         f"{opts.threads} torch thread(s)\n"
     )
-    head = f"{'pipeline':22} {'tokens/s':>9} {'step ms':>8} {'data':>6} {'fwd':>6} {'loss':>6} {'bwd':>6} {'opt':>6} {'outside model':>14}"
+    head = (
+        f"{'pipeline':22} {'tokens/s':>9} {'step ms':>8} {'data':>6} {'fwd':>6} {'loss':>6} "
+        f"{'bwd':>6} {'opt':>6} {'outside model':>14}"
+    )
     print(head)
     print("-" * len(head))
     rates = {}

@@ -196,7 +196,8 @@ def zero2_rows(size: Size, tmp: Path) -> list[dict]:
         raise RuntimeError(res.stderr[-2000:])
     summary = json.loads((tmp / "zero2-run" / "summary.json").read_text())
     return [{
-        "distributed_type": summary.get("distributed_type"), "zero_stage": summary.get("zero_stage"),
+        "distributed_type": summary.get("distributed_type"),
+        "zero_stage": summary.get("zero_stage"),
         "steps": summary["global_step"],
         "steps_per_s": round(summary["global_step"] / float(summary["train_runtime"]), 2),
     }]  # fmt: skip

@@ -267,8 +267,10 @@ def test_localized_path_edits_and_their_factors(seed, coupling):
     for _ in range(5):
         f = int(torch.randint(1, 4, (1,), generator=g))
         prefix = list(range(50, 50 + f))
-        x0s.append(prefix + torch.randint(1, 6, (int(torch.randint(0, 9, (1,), generator=g)),), generator=g).tolist())  # fmt: skip
-        x1s.append(prefix + torch.randint(1, 6, (int(torch.randint(0, 12, (1,), generator=g)),), generator=g).tolist())  # fmt: skip
+        n0 = int(torch.randint(0, 9, (1,), generator=g))
+        x0s.append(prefix + torch.randint(1, 6, (n0,), generator=g).tolist())
+        n1 = int(torch.randint(0, 12, (1,), generator=g))
+        x1s.append(prefix + torch.randint(1, 6, (n1,), generator=g).tolist())
         frozen.append(f)
     batch = align_batch(x0s, x1s, frozen, coupling=coupling, generator=g)
     sched, lam = make_scheduler("cubic"), 3.0
@@ -286,13 +288,15 @@ def test_localized_path_edits_and_their_factors(seed, coupling):
         n = int(path.attention_mask[b].sum())
         x_t = path.x_t[b, :n].tolist()
         sel = path.edit_batch == b
-        edits = list(zip(*(x[sel].tolist() for x in (path.edit_op, path.edit_pos, path.edit_token))))  # fmt: skip
+        fields = (path.edit_op, path.edit_pos, path.edit_token)
+        edits = list(zip(*(x[sel].tolist() for x in fields)))
         assert apply_edits(x_t, edits) == x1s[b]
         assert x_t[: frozen[b]] == x1s[b][: frozen[b]]
         w = 3 * float(t[b]) ** 2 / (1 - float(t[b]) ** 3)
 
         def is_site(j, b=b):
-            return 0 <= j < len(z0[b]) and j >= frozen[b] and (z0[b][j], z1[b][j]) != (BLANK, BLANK)  # fmt: skip
+            inside = 0 <= j < len(z0[b]) and j >= frozen[b]
+            return inside and (z0[b][j], z1[b][j]) != (BLANK, BLANK)
 
         def on(j, b=b):
             return is_site(j) and float(T[b, j]) <= float(t[b])
@@ -357,7 +361,8 @@ def test_loss_weights_each_edit_log_rate_by_its_factor():
             lp = math.log(float(rates[b, p, op]))
             if op != 1:  # DEL has no token
                 logits = ins if op == 0 else sub
-                lp += float(torch.log_softmax(logits[int(path.edit_row[e])].double(), -1)[int(path.edit_token[e])])  # fmt: skip
+                log_q = torch.log_softmax(logits[int(path.edit_row[e])].double(), -1)
+                lp += float(log_q[int(path.edit_token[e])])
             weight = clamped_edit_weight(
                 path.edit_weight[e : e + 1], t[b : b + 1], sched, max_weight
             )

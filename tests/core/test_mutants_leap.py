@@ -26,6 +26,6 @@ def test_apply_edits_width_is_the_longest_new_row():
                          torch.zeros(2, 2, dtype=torch.long), PAD)  # fmt: skip
     assert out.tolist() == [[1], [1]] and n.tolist() == [1, 1]
     # every token deleted: one padding column, lengths 0
-    out, n = apply_edits(ids[:1], torch.tensor([2]), torch.zeros(1, 2, dtype=torch.long),
-                         torch.tensor([[True, True]]), torch.zeros(1, 2, dtype=torch.long), 3)  # fmt: skip
+    none = torch.zeros(1, 2, dtype=torch.long)
+    out, n = apply_edits(ids[:1], torch.tensor([2]), none, torch.tensor([[True, True]]), none, 3)
     assert out.tolist() == [[3]] and n.tolist() == [0]

@@ -312,5 +312,6 @@ def test_nll_bound_never_feeds_excluded_ids_as_x0():
 
     nll_bound(Spy(pad=0), make_scheduler("cubic"), [[1, 5, 2], [1, 6, 5, 2]],
               make_x0_sampler("uniform[length:4]"), samples=8, vocab_size=V,
-              exclude_ids=[0, 3, 4, 7, 8, 9], generator=torch.Generator().manual_seed(2))  # fmt: skip
+              exclude_ids=[0, 3, 4, 7, 8, 9],
+              generator=torch.Generator().manual_seed(2))  # fmt: skip
     assert seen <= {1, 2, 5, 6} and len(seen) == 4

@@ -84,8 +84,8 @@ def test_partial_store_token_logits_and_pruning():
     # dropping the rows of the first forward drops that forward
     cache.keep([1], torch.tensor([1]))
     assert cache.outs == [second.out] and cache.widths == [2] and cache.source == [0]
-    li, _ = cache.token_logits(torch.tensor([0]), torch.tensor([1]), torch.zeros(0, dtype=torch.long),
-                               torch.zeros(0, dtype=torch.long))  # fmt: skip
+    none = torch.zeros(0, dtype=torch.long)
+    li, _ = cache.token_logits(torch.tensor([0]), torch.tensor([1]), none, none)
     assert torch.equal(li[0], second.ins[0, 1])
 
 
@@ -117,8 +117,8 @@ def test_rows_added_to_a_running_cache_are_stale_until_computed():
     late = Forward(torch.rand(1, 2, 3), offset=500.0)
     cache.store([1], late.out)
     assert cache.source == [0, 1] and cache.index == [0, 0] and cache.widths == [3, 2]
-    li, _ = cache.token_logits(torch.tensor([0, 1]), torch.tensor([2, 1]),
-                               torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))  # fmt: skip
+    none = torch.zeros(0, dtype=torch.long)
+    li, _ = cache.token_logits(torch.tensor([0, 1]), torch.tensor([2, 1]), none, none)
     assert torch.equal(li, torch.stack([first.ins[0, 2], late.ins[0, 1]]))
 
 

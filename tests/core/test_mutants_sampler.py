@@ -92,9 +92,8 @@ def reference_generate(model, spec, prefix, x0, p: SamplingParams, *, grid="kapp
                 row = logits.float().clone()[None]
                 if banned:
                     row[:, list(banned)] = float("-inf")
-                return int(sample_tokens(row, torch.tensor([float(uu)]),
-                                         torch.tensor([p.temperature]),
-                                         torch.tensor([p.top_k]), torch.tensor([p.top_p]))[0])  # fmt: skip
+                knobs = [torch.tensor([v]) for v in (p.temperature, p.top_k, p.top_p)]
+                return int(sample_tokens(row, torch.tensor([float(uu)]), *knobs)[0])
 
             new = list(x)
             for i in range(n):
@@ -418,8 +417,8 @@ def test_a_sequence_capped_early_finishes_with_length_even_if_it_shrinks_later()
 def test_books_before_the_first_step_and_traces_only_on_request():
     s = BatchSampler(ConstantModel(vocab=12, sub=0.9), make_scheduler("linear"))
     assert s.last_step_edits == 0 and s.forward_passes == 0
-    res = s.generate([[1], [1]], [[11] * 3] * 2,
-                     [SamplingParams(steps=2, seed=0), SamplingParams(steps=2, seed=1, trace=True)])  # fmt: skip
+    params = [SamplingParams(steps=2, seed=0), SamplingParams(steps=2, seed=1, trace=True)]
+    res = s.generate([[1], [1]], [[11] * 3] * 2, params)
     assert res[0].trace is None and len(res[1].trace) == 2
 
 

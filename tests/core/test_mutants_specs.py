@@ -90,7 +90,8 @@ def test_scheduler_specs_build_the_documented_scheduler(spec, want):
         ("poly[n:nan]", "bad scheduler spec 'poly[n:nan]': n must be a positive number, got nan"),
         (
             "quartic",
-            "unknown scheduler 'quartic' in spec 'quartic'; valid: linear, cubic, poly[n:N], cosine",
+            "unknown scheduler 'quartic' in spec 'quartic'; "
+            "valid: linear, cubic, poly[n:N], cosine",
         ),
     ],
 )

@@ -1,5 +1,8 @@
-"""LLaDA and Dream conversion, checked against stand-ins with their structure (tests/models/standins.py):
-their hub code cannot be downloaded here, so the stand-ins reproduce its layout, names and math."""
+"""LLaDA and Dream conversion, checked against stand-ins with their structure.
+
+Their hub code cannot be downloaded here, so the stand-ins (tests/models/standins.py) reproduce
+its layout, names and math.
+"""
 
 from __future__ import annotations
 

@@ -57,8 +57,9 @@ MISS = [(32, 32), (96, 32), (66, 64), (64, 16), (64, 48), (33, 32), (64, 31), (1
 
 @pytest.mark.parametrize("shape", FIT + MISS, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_cpu_4bit_rule_is_bitsandbytes_rule(shape):
-    """The rule ``load_edit_flow_model(bits=4)`` checks is exactly the one bitsandbytes' CPU repacking
-    enforces; the repacking is plain torch, so this runs (and pins the rule) on any CPU."""
+    """The rule ``load_edit_flow_model(bits=4)`` checks is exactly the one bitsandbytes' CPU
+    repacking enforces; the repacking is plain torch, so this runs (and pins the rule) on any
+    CPU."""
     bnb = pytest.importorskip("bitsandbytes")
     import inspect
 

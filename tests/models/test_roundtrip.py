@@ -1,4 +1,4 @@
-"""Save / load through the Auto classes: identical outputs, source dtype, safetensors, no remote code."""
+"""Save / load through the Auto classes: same outputs, source dtype, safetensors, no remote code."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Each architecture trains a few steps with the core loss on CPU; every trainable parameter changes."""
+"""Each architecture trains a few steps with the core loss on CPU; each trainable weight changes."""
 
 from __future__ import annotations
 

@@ -263,7 +263,7 @@ def test_openapi_nullable_fields_are_nullable(openapi):
         assert {"type": "null"} in props[name].get("anyOf", []), name
 
 
-# ---------------------------------------------------------------- 9. request ids, empty body, headers
+# ------------------------------------------------------------ 9. request ids, empty body, headers
 def test_every_response_has_a_request_id(fake_engine):
     c = client(fake_engine, api_key="k", max_body_bytes=1000)
     auth = {"Authorization": "Bearer k"}

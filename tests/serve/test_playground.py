@@ -1,4 +1,4 @@
-"""The playground page in a real headless chromium: it loads, a message gets an answer, edits render.
+"""The playground page in a real headless chromium: it loads, a message gets answered, edits show.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/install-browser``); skipped without them.
 """
@@ -13,7 +13,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM and DRIVER),
-    reason="no chromium / chromedriver binary (apt-get install chromium chromium-driver, see .ci/install-browser)",
+    reason="no chromium / chromedriver binary "
+    "(apt-get install chromium chromium-driver, see .ci/install-browser)",
 )
 
 
