@@ -1,10 +1,11 @@
 """Two-process training over gloo with the shipped accelerate configs: DDP and DeepSpeed ZeRO-2 /
 ZeRO-3 on the CPU; FSDP2 where accelerate allows it (GPUs only).
 
-Every mode falls back silently when a flag is missing (ENVIRONMENT.md), so each test asserts the
-distributed type accelerate set up (``summary.json``), two processes that each collated their
-own batches (recorded by ``distributed_probe.py``), a finite loss and, for the sharded modes, a
-``checkpoint-final`` that loads with ``AutoModel`` and differs from the starting weights.
+accelerate falls back silently when a flag is missing (one process, plain DDP instead of
+DeepSpeed, no FSDP on a CPU), so each test asserts the distributed type accelerate set up
+(``summary.json``), two processes that each collated their own batches (recorded by
+``distributed_probe.py``), a finite loss and, for the sharded modes, a ``checkpoint-final`` that
+loads with ``AutoModel`` and differs from the starting weights.
 
 - DDP on a CPU: ``--multi_gpu --num_processes 2``, ACCELERATE_USE_CPU=true, ``--use_cpu true
   --ddp_backend gloo`` (else ONE process starts).
