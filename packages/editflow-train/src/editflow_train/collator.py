@@ -162,8 +162,14 @@ class EditFlowCollator:
         ).tolist()
 
     def token_pool(self, examples: Sequence[dict]) -> torch.Tensor:
-        """The batch's x1 tokens but special ones, with repeats: ``edit_x0``'s new tokens."""
-        tokens = torch.cat([torch.as_tensor(ex["input_ids"], dtype=torch.long) for ex in examples])
+        """The batch's x1 tokens after their prompts, but special ones, with repeats:
+        ``edit_x0``'s new tokens (errors look like the text being edited, not like prompts)."""
+        tokens = torch.cat(
+            [
+                torch.as_tensor(ex["input_ids"][int(ex.get("frozen", 1)) :], dtype=torch.long)
+                for ex in examples
+            ]
+        )
         special = torch.tensor(list(self.special_ids), dtype=torch.long)
         return tokens[~torch.isin(tokens, special)]
 
