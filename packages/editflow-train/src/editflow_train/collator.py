@@ -162,8 +162,11 @@ class EditFlowCollator:
         ).tolist()
 
     def token_pool(self, examples: Sequence[dict]) -> torch.Tensor:
-        """The batch's x1 tokens after their prompts, but special ones, with repeats:
-        ``edit_x0``'s new tokens (errors look like the text being edited, not like prompts)."""
+        """Tokens ``edit_x0`` draws its new ones from: the batch's x1 after the prompts.
+
+        Special tokens are left out and repeats kept (a unigram distribution), so errors look
+        like the text being edited, not like prompts.
+        """
         tokens = torch.cat(
             [
                 torch.as_tensor(ex["input_ids"][int(ex.get("frozen", 1)) :], dtype=torch.long)
