@@ -208,3 +208,29 @@ def test_x0_kept_counts_the_draft_tokens_that_survive_unchanged():
     still = BatchSampler(TokenDependentModel(vocab=60), make_scheduler("linear"))
     (res,) = still.generate([[50]], [draft], SamplingParams(steps=8, seed=0))
     assert res.x0_kept == len(draft) and res.tokens == [50, *draft]
+
+
+class EndLovingModel:
+    """Inserts after every position, and its Q puts almost all mass on EOS (id 2)."""
+
+    time_conditioned = False
+
+    def __call__(self, input_ids, attention_mask, t, ins_rows=None, sub_rows=None):
+        from editflow_core import EditFlowOutput
+
+        B, L = input_ids.shape
+        logits = torch.zeros(B, L, 12)
+        logits[..., 2] = 8.0
+        rates = torch.tensor([1.0, 0.0, 0.0]).expand(B, L, 3).clone()
+        return EditFlowOutput(rates, logits, logits)
+
+
+def test_a_given_suffix_holds_the_end_so_q_never_draws_eos_before_it():
+    """With a suffix the text's end is given: an EOS in the middle would cut it, so it is never
+    drawn; without one, the same model ends its text with EOS almost at once."""
+    sampler = BatchSampler(EndLovingModel(), make_scheduler("linear"), eos_token_id=2)
+    params = SamplingParams(steps=4, seed=0, max_new_tokens=20)
+    with_suffix, plain = sampler.generate([[1, 5], [1, 5]], None, params, suffixes=[[7, 2], []])
+    assert with_suffix.n_ins > 0 and 2 not in with_suffix.tokens[:-1]
+    assert with_suffix.tokens[-2:] == [7, 2]
+    assert 2 in plain.tokens and plain.completion == plain.tokens[2 : plain.tokens.index(2)]

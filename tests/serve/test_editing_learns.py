@@ -29,9 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
+from editflow_testing.toy_training import toy_config
 
 from tests.train.conftest import REPO, cli_env, write_config
-from tests.train.test_learns_toy_language import toy_config
 
 from .conftest import MODEL_NAME, LiveServer
 

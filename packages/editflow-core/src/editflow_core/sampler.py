@@ -11,7 +11,9 @@ The schedule is used exactly, never clamped (the loss's clamp on w(t) is a train
 Inserted and substituting tokens are drawn from Q_ins[i] / Q_sub[i]; every fired edit is
 applied at once, left to right. Given tokens (the prefix, a fill-in-the-middle suffix, frozen
 spans of a draft) get no deletion or substitution, and insertions go only inside holes
-(``editflow_core.spans``, shared with training); the layout moves with the tokens.
+(``editflow_core.spans``, shared with training); the layout moves with the tokens. A sequence
+with a given suffix already has its end, so Q never draws EOS for it (an EOS in the middle would
+cut the text there).
 
 Design decisions:
 - Batch invariance. Each sequence owns a ``torch.Generator`` (seeded per request) and draws
@@ -481,6 +483,9 @@ class BatchSampler:
         if len(self.banned) and len(rows):
             rows[:, self.banned.to(rows.device)] = float("-inf")
         b = torch.cat([sb, ib[slot]])
+        if self.eos_token_id is not None and len(rows):  # a given end: no second one inside
+            ends = torch.tensor([r.suffix > 0 for r in self.rows], device=rows.device)[b]
+            rows[ends, self.eos_token_id] = float("-inf")
         tokens = sample_tokens(
             rows, torch.cat([u[4, sb, si], u_ins]),
             self._temperature[b], self._top_k[b], self._top_p[b],

@@ -72,6 +72,8 @@ class EditFlowCollator:
         edit_x0: an x0 drawn from x1 (``corrupt[p:P]``), used with probability
             ``edit_share`` instead of ``x0_sampler``; ``None``: never.
         edit_share: see ``edit_x0``.
+        end_ids: tokens ``edit_x0`` never inserts (EOS: a corruption that ends the text early
+            teaches the model to cut texts short).
     """
 
     x0_sampler: X0Sampler
@@ -90,6 +92,7 @@ class EditFlowCollator:
     fim: float = 0.0
     edit_x0: X0Sampler | None = None
     edit_share: float = 0.0
+    end_ids: Sequence[int] = ()
 
     def __post_init__(self) -> None:
         for name in ("fim", "edit_share", "cond_drop"):
@@ -164,8 +167,8 @@ class EditFlowCollator:
     def token_pool(self, examples: Sequence[dict]) -> torch.Tensor:
         """Tokens ``edit_x0`` draws its new ones from: the batch's x1 after the prompts.
 
-        Special tokens are left out and repeats kept (a unigram distribution), so errors look
-        like the text being edited, not like prompts.
+        Special tokens and ``end_ids`` are left out, repeats kept (a unigram distribution),
+        so errors look like the text being edited, not like prompts.
         """
         tokens = torch.cat(
             [
@@ -173,7 +176,7 @@ class EditFlowCollator:
                 for ex in examples
             ]
         )
-        special = torch.tensor(list(self.special_ids), dtype=torch.long)
+        special = torch.tensor([*self.special_ids, *self.end_ids], dtype=torch.long)
         return tokens[~torch.isin(tokens, special)]
 
     def __call__(self, examples: Sequence[dict]) -> dict[str, torch.Tensor]:

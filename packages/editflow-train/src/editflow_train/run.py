@@ -173,6 +173,7 @@ def train(
         fim=args.fim,
         edit_x0=make_x0_sampler(args.edit_x0) if args.edit_x0 else None,
         edit_share=args.edit_share if args.edit_x0 else 0.0,
+        end_ids=[eos],
     )
     trainer = EditFlowTrainer(
         model=model,
