@@ -172,3 +172,36 @@ def test_the_corrector_undoes_switched_columns_with_the_oracle():
         if (e.op == "sub" and e.token == mask) or (e.op == "ins" and e.token == mask)
     ]  # fmt: skip
     assert undone  # masks came back: the backward leaps fired
+
+
+def test_corrected_rows_leave_the_other_rows_of_their_batch_alone():
+    """Batch invariance with correction: a row's samples are the same alone or batched with rows
+    of any correction (the corrector's forward and uniforms cover the corrected rows only, and
+    each row draws from its own generator), so a server mixing requests stays reproducible."""
+    from editflow_core import BatchSampler, SamplingParams
+
+    from .toy_language import OracleModel, ToyPosterior
+
+    mask, V = 3, 12
+    lang = {(5, 6, 2): 0.5, (6, 5, 5, 2): 0.3, (7, 2): 0.2}
+    model = OracleModel(ToyPosterior(lang, 3, mask, lambda t: t**3), V)
+
+    def run(strengths):
+        sampler = BatchSampler(
+            model, make_scheduler("cubic"), x0_kind="masks", mask_token_id=mask, vocab_size=V,
+            banned_token_ids=[0, 1, mask],
+        )  # fmt: skip
+        params = [
+            SamplingParams(steps=12, seed=i, max_new_tokens=8, correction=c, trace=True)
+            for i, c in strengths
+        ]
+        res = sampler.generate([[1]] * len(params), x0=[[mask] * 3] * len(params), params=params)
+        return [(r.tokens, r.forward_passes, r.trace) for r in res]
+
+    mixed = [(0, 0.0), (1, 2.0), (2, 0.0), (3, 1.0), (4, 0.0), (5, 4.0)]
+    together = run(mixed)
+    for (seed, c), got in zip(mixed, together):
+        assert got == run([(seed, c)])[0], (seed, c)
+    plain = [r for (_, c), r in zip(mixed, together) if c == 0]
+    assert all(fwd == 12 for _, fwd, _ in plain)  # no corrector forward counted for them
+    assert any(fwd > 12 for (_, c), (_, fwd, _) in zip(mixed, together) if c > 0)

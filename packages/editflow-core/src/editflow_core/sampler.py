@@ -449,14 +449,17 @@ class BatchSampler:
         frac = [r.fractions[r.step] for r in self.rows]
         return torch.tensor(frac, dtype=torch.float32, device=self.device)[:, None]
 
-    def _uniforms(self, L: int) -> torch.Tensor:
+    def _uniforms(self, L: int, rows: list[int] | None = None) -> torch.Tensor:
         """(5, B, L) uniforms: fire-ins, fire-del/sub, del-vs-sub, ins token, sub token.
 
-        Row b's draws come from its own generator and cover its own positions only.
+        Row b's draws come from its own generator and cover its own positions only. With
+        ``rows``, only those rows draw (the others get ones, which fire nothing), so a row's
+        random stream never depends on what other rows in the batch do.
         """
         u = torch.ones(5, len(self.rows), L)
-        for b, (r, n) in enumerate(zip(self.rows, self.lengths.tolist())):
-            u[:, b, :n] = torch.rand(5, n, generator=r.generator)
+        lengths = self.lengths.tolist()
+        for b in range(len(self.rows)) if rows is None else rows:
+            u[:, b, : lengths[b]] = torch.rand(5, lengths[b], generator=self.rows[b].generator)
         return u.to(self.device)
 
     def _draw(self, sub: torch.Tensor, ins: torch.Tensor, u: torch.Tensor):
@@ -548,20 +551,26 @@ class BatchSampler:
         A forward at t' for reverse rates, then undo edits back to t_k+1.
         """
         frac = [r.rev_fractions[r.step - 1] if r.rev_fractions else 0.0 for r in self.rows]
-        if not any(f > 0 for f in frac):
+        rows = [b for b, f in enumerate(frac) if f > 0]
+        if not rows:
             return
         mask = self._mask()
-        t_over = [r.t_over[r.step - 1] if r.t_over else r.t for r in self.rows]
-        t_over = torch.tensor(t_over, device=self.device)
-        out = self._call(self.ids, mask, t_over, self._given())
+        index = torch.tensor(rows, device=self.device)
+        width = int(self.lengths[index].max())
+        t_over = [self.rows[b].t_over[self.rows[b].step - 1] for b in rows]
+        out = self._call(
+            self.ids[index, :width], mask[index, :width],
+            torch.tensor(t_over, device=self.device), self._given()[index, :width],
+        )  # fmt: skip
         if out.reverse_rates is None:
             raise ValueError("correction needs reverse rates, and the model returned none")
         self.forward_passes += 1
-        for r, f in zip(self.rows, frac):
-            r.forward_passes += f > 0
-        allowed = rate_mask(mask, *decode(self.layout))
-        mu = allowed_reverse(out.reverse_rates.float(), allowed, self.x0_kind)
-        u = self._uniforms(mask.shape[1])
+        for b in rows:
+            self.rows[b].forward_passes += 1
+        mu = torch.zeros(*mask.shape, 3, device=self.device)
+        mu[index, :width] = out.reverse_rates.float()
+        mu = allowed_reverse(mu, rate_mask(mask, *decode(self.layout)), self.x0_kind)
+        u = self._uniforms(mask.shape[1], rows)
         f = torch.tensor(frac, dtype=torch.float32, device=self.device)[:, None]
         ins, dele, sub, capped = fire_edits(mu, f, u, self._caps - self.lengths)
         counts = torch.stack([ins.sum(1), dele.sum(1), sub.sum(1)], 1).tolist()
