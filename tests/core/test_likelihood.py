@@ -9,8 +9,7 @@ import torch
 from editflow_core import EditFlowOutput, NLLBound, make_scheduler, make_x0_sampler, nll_bound
 from editflow_core.alignment import align_batch
 from editflow_core.likelihood import log_coupling
-
-from .toy_language import OracleModel, ToyPosterior
+from editflow_testing.toy_posterior import OracleModel, ToyPosterior
 
 MASK, V = 3, 10
 K = 0.999

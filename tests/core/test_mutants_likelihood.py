@@ -10,8 +10,7 @@ import pytest
 import torch
 from editflow_core import NLLBound, make_scheduler, make_x0_sampler, nll_bound
 from editflow_core.likelihood import LOG_SHARE, clock_constant, sample_times
-
-from .toy_language import OracleModel, ToyPosterior
+from editflow_testing.toy_posterior import OracleModel, ToyPosterior
 
 K = 0.999
 

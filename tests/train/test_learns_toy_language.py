@@ -6,7 +6,7 @@ x0 = empty and x0 = masks[length:3]; then, through the product's loading path (c
 folder -> ``load_generation_setup``):
 
 - their normalised rates match the exact posterior E[#pending edits | x_t, t] of the path
-  (``tests/core/toy_language.py``, enumerated from the path's definition) at several t;
+  (``editflow_testing.toy_posterior``, enumerated from the path's definition) at several t;
 - samples from ``setup.sampler()`` reproduce the string frequencies (total variation);
 - their likelihood bound is at least the language's entropy.
 
@@ -34,10 +34,9 @@ import sys
 
 import pytest
 import torch
+from editflow_testing.toy_posterior import ToyPosterior
 from editflow_testing.toy_training import TOY_LANGUAGE as TEXTS
 from editflow_testing.toy_training import toy_config, write_toy_language
-
-from tests.core.toy_language import ToyPosterior
 
 from .conftest import REPO, cli_env, write_config
 

@@ -15,7 +15,7 @@ insertion lands; their tokens are drawn independently from Q_ins[i], in draw ord
 needed: f stays in [0, 1] for any schedule, even where w(0) is infinite.
 
 Measured against the alternatives with an exact-posterior oracle on a three-string language
-(``tests/core/toy_language.py``), the rule above gave the lowest total variation at 16, 64 and
+(``editflow_testing.toy_posterior``), the rule above gave the lowest total variation at 16, 64 and
 256 steps, for x0 = empty and masks: below "hazard" (1 - (1 - f)^lam = 1 - exp(-lam * integral
 of w over the step), exact for rates held over the step, which fires every slot with lam > 0
 on the last step) and below drawing K ~ Binomial at every step (several independent tokens in

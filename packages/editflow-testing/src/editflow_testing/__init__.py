@@ -4,7 +4,9 @@
 server and the CLI can be exercised end to end anywhere; ``make_tiny_tokenizer`` is that
 tokenizer alone. ``reference`` holds slow, obviously correct versions of the core math (the
 tests' references, the benchmarks' baseline); ``toy_training`` the three-string toy language
-and the tiny ``editflow-train`` config that learns it. No product package depends on this one.
+and the tiny ``editflow-train`` config that learns it; ``toy_posterior`` the exact posterior
+rates of a toy language, by enumeration, and an oracle model that returns them. No product
+package depends on this one.
 """
 
 from .tiny import make_tiny_tokenizer, save_tiny_model

@@ -5,7 +5,9 @@ language, x0 is ``empty`` or ``n_masks`` mask tokens, the coupling puts its |n -
 uniformly at random among the max(n, m) columns (every optimal alignment of a noise x0), and
 each column holds its x1 value at time t with probability kappa(t). For a state x_t the
 posterior over (x1, alignment, which columns switched) gives the expected number of pending
-edits at each slot: the normalised rates the loss teaches, E[#edits | x_t, t].
+edits at each slot: the normalised rates the loss teaches, E[#edits | x_t, t]. The tests check
+the core and trained models against it; ``OracleModel`` (the exact rates as a model) is the
+sampling benchmark's exact oracle.
 
 Sequences here are token lists after the anchor; positions count the anchor as 0, so an
 insertion "after 0" is at the start of the text and x_t position p >= 1 is suffix[p - 1].
@@ -26,8 +28,10 @@ GAP = None  # a blank column entry
 
 
 def alignments(x1: tuple[int, ...], n_masks: int, mask: int):
-    """Every (z0, z1) the random-gap noise coupling can give, each with probability
-    1 / C(k, g): k = max(n, m) columns, g = |n - m| gap columns anywhere."""
+    """Every (z0, z1, probability) the random-gap noise coupling can give.
+
+    Each has probability 1 / C(k, g): k = max(n, m) columns, g = |n - m| gap columns anywhere.
+    """
     m = len(x1)
     k, g = max(n_masks, m), abs(n_masks - m)
     places = list(itertools.combinations(range(k), g))
@@ -143,6 +147,7 @@ class OracleModel:
         self.posterior, self.vocab = posterior, vocab
 
     def __call__(self, input_ids, attention_mask, t, ins_rows=None, sub_rows=None):
+        """The exact rates, token logits and reverse rates of each row (the core protocol)."""
         B, L = input_ids.shape
         rates = torch.zeros(B, L, 3, dtype=torch.float64)
         reverse = torch.zeros(B, L, 3, dtype=torch.float64)
