@@ -16,6 +16,7 @@ FLAGS = {
     "top_p": "top_p",
     "max_new_tokens": "max_new_tokens",
     "guidance": "guidance_scale",
+    "correction": "correction",
 }
 
 
@@ -27,7 +28,7 @@ def test_sampling_flags_default_to_sampling_params(command, monkeypatch):
         flag: sampling[field] for flag, field in FLAGS.items()
     }
     changed = {"steps": 77, "temperature": 0.7, "top_k": 7, "top_p": 0.77}
-    changed |= {"max_new_tokens": 777, "guidance_scale": 1.5}
+    changed |= {"max_new_tokens": 777, "guidance_scale": 1.5, "correction": 0.25}
     for name, value in changed.items():
         monkeypatch.setattr(SamplingParams.__dataclass_fields__[name], "default", value)
     args = build_parser().parse_args([command])

@@ -148,8 +148,7 @@ def test_the_corrector_undoes_switched_columns_with_the_oracle():
     import collections
 
     from editflow_core import BatchSampler, SamplingParams
-
-    from .toy_language import OracleModel, ToyPosterior
+    from editflow_testing.toy_posterior import OracleModel, ToyPosterior
 
     mask, V = 3, 12
     lang = {(5, 6, 2): 0.5, (6, 5, 5, 2): 0.3, (7, 2): 0.2}
@@ -179,8 +178,7 @@ def test_corrected_rows_leave_the_other_rows_of_their_batch_alone():
     of any correction (the corrector's forward and uniforms cover the corrected rows only, and
     each row draws from its own generator), so a server mixing requests stays reproducible."""
     from editflow_core import BatchSampler, SamplingParams
-
-    from .toy_language import OracleModel, ToyPosterior
+    from editflow_testing.toy_posterior import OracleModel, ToyPosterior
 
     mask, V = 3, 12
     lang = {(5, 6, 2): 0.5, (6, 5, 5, 2): 0.3, (7, 2): 0.2}

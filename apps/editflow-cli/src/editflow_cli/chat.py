@@ -166,6 +166,8 @@ class RemoteBackend:
         extra = {"steps": a.steps, "top_k": a.top_k}
         if getattr(a, "guidance", 0.0):
             extra["guidance_scale"] = a.guidance
+        if getattr(a, "correction", 0.0):
+            extra["correction"] = a.correction
         common = dict(
             model=self.model,
             temperature=a.temperature,

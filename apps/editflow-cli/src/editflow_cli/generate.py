@@ -23,6 +23,7 @@ EXAMPLES = """examples:
   editflow generate --model runs/quickstart/checkpoint-final --prompt "ROMEO:" --seed 0
   editflow generate --model DIR --steps 128 --temperature 0.8 --trace
   editflow generate --model DIR --prompt "KING:" --guidance 1.5
+  editflow generate --model DIR --steps 32 --correction 0.5
   editflow generate --model DIR --prompt "To be, or " --suffix " is the question"
   editflow generate --model DIR --prompt "To be" --trace --trace-file trace.txt > text.txt
 """
@@ -79,6 +80,14 @@ def add_sampling_args(parser: argparse.ArgumentParser) -> None:
         default=d("guidance_scale"),
         help="classifier-free guidance scale g >= 0 for a prompt (0: off, the default); needs a "
         "model trained with cond_drop > 0",
+    )
+    a(
+        "--correction",
+        type=float,
+        default=d("correction"),
+        help="predictor-corrector strength c >= 0 (0: off, the default): each step leaps "
+        "forward to t + h (1 + a_t), a_t = c t (1 - t), then back with the model's reverse rates; "
+        "one more forward per corrected step; needs a model trained with reverse_rates: true",
     )
 
 
@@ -137,6 +146,7 @@ def sampling_params(args: argparse.Namespace, trace: bool) -> SamplingParams:
         seed=args.seed,
         trace=trace,
         guidance_scale=getattr(args, "guidance", 0.0),
+        correction=getattr(args, "correction", 0.0),
     )
     try:
         params.validate()
@@ -159,6 +169,11 @@ def run_one(
     x0 comes from ``setup.start`` (the same seed gives the same text as the server); ``draft``:
     text to edit instead; ``suffix``: text the generated middle must lead into.
     """
+    if params.correction > 0 and not setup.has_reverse_rates:
+        raise CliError(
+            "--correction needs a model trained with reverse_rates: true; this checkpoint has no "
+            "reverse rates (leave --correction at 0)"
+        )
     seed = params.seed if params.seed is not None else int(torch.randint(2**31, (1,)))
     params.seed = seed
     start = setup.start(prefix, seed, draft=draft, suffix=suffix)

@@ -92,6 +92,14 @@ class GenerationSetup:
     max_length: int
     banned_token_ids: list[int]
 
+    @property
+    def has_reverse_rates(self) -> bool:
+        """Whether the model predicts reverse rates, which the corrector needs.
+
+        ``SamplingParams.correction`` > 0 needs them (a model trained with ``reverse_rates``).
+        """
+        return bool(getattr(self.model, "has_reverse_rates", False))
+
     def sampler(
         self, device: str | torch.device | None = None, max_tokens_per_forward: int = 0
     ) -> BatchSampler:

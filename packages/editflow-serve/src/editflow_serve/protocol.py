@@ -11,7 +11,8 @@ Design decisions:
 - Text that reaches the tokenizer (``Text``) must be valid Unicode: a lone surrogate is a 400.
 - Chat messages are a union tagged by ``role``; only assistant messages may omit content.
 - Edit Flow settings are plain top-level fields (the SDK's ``extra_body``): ``steps``, ``x0``,
-  ``mask_length``, ``top_k``, ``idle_stop_steps``, ``guidance_scale``, ``trace``.
+  ``mask_length``, ``top_k``, ``idle_stop_steps``, ``guidance_scale``, ``correction``,
+  ``trace``.
 - A request maps itself onto the sampler: ``check_supported`` refuses (400 naming the field)
   what the server cannot honour, ``chat_messages`` / ``prompt_list`` give the prompt,
   ``max_new_tokens``, ``x0_request``, ``stop_strings``, ``choice_seeds`` and
@@ -190,6 +191,15 @@ class EditFlowKnobs(_Request):
         description="classifier-free guidance g >= 0 for the prompt (0: off); needs a model "
         "trained with cond_drop > 0",
     )
+    correction: float | None = Field(
+        None,
+        ge=0,
+        le=100,
+        allow_inf_nan=False,
+        description="predictor-corrector strength c >= 0 (0: off): each step leaps forward to "
+        "t + h (1 + a_t), a_t = c t (1 - t), then back with the model's reverse rates (one more "
+        "forward per corrected step); needs a model trained with reverse_rates (else 400)",
+    )
     trace: bool = Field(False, description="return / stream the per-step edit operations")
 
     if TYPE_CHECKING:  # declared by every request class that has these knobs
@@ -252,6 +262,7 @@ class EditFlowKnobs(_Request):
             if self.idle_stop_steps is None
             else self.idle_stop_steps,
             guidance_scale=self.guidance_scale or sampling_default("guidance_scale"),
+            correction=self.correction or sampling_default("correction"),
         )
 
 
@@ -864,6 +875,14 @@ class CompletionShape(_CompletionShape):
         return CompletionChunk(**{**self._head(), "usage": usage}, choices=[])
 
 
+class ModelFeatures(BaseModel):
+    """Edit Flow extension of a model card: what the served model's sampler offers."""
+
+    reverse_rates: bool = Field(
+        description="the model predicts reverse rates, so requests may ask for correction > 0"
+    )
+
+
 class ModelCard(BaseModel):
     """A model as ``GET /v1/models`` lists it."""
 
@@ -871,6 +890,9 @@ class ModelCard(BaseModel):
     object: Literal["model"]
     created: int
     owned_by: str
+    editflow: ModelFeatures | None = Field(
+        None, description="Edit Flow extension, once the model is loaded (null before)"
+    )
 
 
 class ModelList(BaseModel):

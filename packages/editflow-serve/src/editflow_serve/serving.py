@@ -117,12 +117,19 @@ class OpenAIServing:
 
     # ---------------------------------------------------------------- models / health
     def model_card(self) -> dict[str, Any]:
-        """The served model as an OpenAI model object."""
+        """The served model as an OpenAI model object.
+
+        Plus ``editflow``: what its sampler offers (``reverse_rates``, which ``correction``
+        needs), once the model is loaded; null before.
+        """
+        setup = self.engine.setup
+        features = None if setup is None else {"reverse_rates": setup.has_reverse_rates}
         return {
             "id": self.settings.model_id,
             "object": "model",
             "created": self.created,
             "owned_by": "editflow",
+            "editflow": features,
         }
 
     def list_models(self) -> dict[str, Any]:
@@ -283,6 +290,12 @@ class OpenAIServing:
         the CLI).
         """
         s = self.settings
+        if req.correction and not setup.has_reverse_rates:
+            raise invalid(
+                "correction",
+                "correction needs a model trained with reverse_rates; this model has no reverse "
+                "rates (omit correction or send 0)",
+            )
         asked = req.x0_request()
         spec, x0_param = asked if asked is not None else (s.x0 or str(setup.x0), "x0")
         try:

@@ -26,8 +26,13 @@ def make_tiny_tokenizer():
     return train_bpe_tokenizer(_CORPUS, 320)
 
 
-def save_tiny_model(path: str | Path, seed: int = 0, hidden_size: int = 32) -> Path:
-    """Build a random 2-layer ModernBERT Edit Flow model + tokenizer and save both at ``path``."""
+def save_tiny_model(
+    path: str | Path, seed: int = 0, hidden_size: int = 32, reverse_rates: bool = False
+) -> Path:
+    """Build a random 2-layer ModernBERT Edit Flow model + tokenizer and save both at ``path``.
+
+    ``reverse_rates``: the rate head also predicts reverse rates (for the corrector).
+    """
     from editflow_models import build_model_from_scratch
 
     path = Path(path)
@@ -44,6 +49,7 @@ def save_tiny_model(path: str | Path, seed: int = 0, hidden_size: int = 32) -> P
         mask_token_id=tokenizer.mask_token_id,
         pad_token_id=tokenizer.pad_token_id,
         x0="masks[length:8]",
+        reverse_rates=reverse_rates,
     )
     with torch.no_grad():  # make edits fire often enough to be seen in a few steps
         model.rate_head.bias.fill_(1.0)
