@@ -10,18 +10,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from rich.progress import Progress
-
 from editflow_cli.errors import CliError
 from editflow_cli.generate import (
     add_model_arg,
     add_sampling_args,
     load,
-    run_one,
+    print_result,
+    run_with_progress,
     sampling_default,
     sampling_params,
 )
-from editflow_cli.render import describe_step
 
 EXAMPLES = """examples:
   editflow edit --model runs/quickstart-edit/checkpoint-final --draft draft.txt
@@ -85,20 +83,7 @@ def run(args: argparse.Namespace) -> int:
         args.max_new_tokens = max(2 * n_draft, sampling_default("max_new_tokens"))
     params = sampling_params(args, trace=args.trace)
     prefix = setup.text_prefix(args.prompt)
-    with Progress(transient=True, disable=args.quiet or not sys.stderr.isatty()) as bar:
-        task = bar.add_task("editing", total=params.steps)
-
-        def on_step(_before, step):
-            bar.advance(task)
-            if args.trace and step is not None and step.edits:
-                print(describe_step(step, setup.decode), file=sys.stderr)
-
-        result = run_one(setup, prefix, params, on_step, draft=draft)
-    sys.stdout.write(setup.decode(result.completion) + "\n")
-    if not args.quiet:
-        print(
-            f"[{result.steps} steps, {result.forward_passes} forward passes, "
-            f"+{result.n_ins} -{result.n_del} ~{result.n_sub}, seed {params.seed}]",
-            file=sys.stderr,
-        )
+    trace_out = sys.stderr if args.trace else None
+    result = run_with_progress(setup, prefix, params, args, trace_out, edits_only=True, draft=draft)
+    print_result(setup, result, params, args, finish=False)
     return 0

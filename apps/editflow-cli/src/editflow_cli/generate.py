@@ -207,6 +207,37 @@ def run_one(
             return done[0]
 
 
+def run_with_progress(
+    setup, prefix: list[int], params: SamplingParams, args: argparse.Namespace, trace_out,
+    *, edits_only: bool = False, draft: str | None = None, suffix: str | None = None,
+) -> GenerationResult:  # fmt: skip
+    """``run_one`` under a progress bar (off with ``--quiet`` or without a terminal).
+
+    Each step's edits go to ``trace_out`` when given (``edits_only``: steps with edits only).
+    """
+    with Progress(transient=True, disable=args.quiet or not sys.stderr.isatty()) as bar:
+        task = bar.add_task("editing", total=params.steps)
+
+        def on_step(_before, step):
+            bar.advance(task)
+            if trace_out is not None and step is not None and (step.edits or not edits_only):
+                print(describe_step(step, setup.decode), file=trace_out)
+
+        return run_one(setup, prefix, params, on_step, draft=draft, suffix=suffix)
+
+
+def print_result(setup, result: GenerationResult, params: SamplingParams, args, finish: bool):
+    """The text to stdout; unless ``--quiet``, its statistics to stderr."""
+    sys.stdout.write(setup.decode(result.completion) + "\n")
+    if not args.quiet:
+        end = f", finish: {result.finish_reason}" if finish else ""
+        print(
+            f"[{result.steps} steps, {result.forward_passes} forward passes, "
+            f"+{result.n_ins} -{result.n_del} ~{result.n_sub}, seed {params.seed}{end}]",
+            file=sys.stderr,
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     """``editflow generate``: generate one text, print it; returns the exit code."""
     setup = load(args.model, args.dtype)
@@ -216,25 +247,9 @@ def run(args: argparse.Namespace) -> int:
         open(args.trace_file, "w") if args.trace_file else (sys.stderr if args.trace else None)
     )
     try:
-        with Progress(transient=True, disable=args.quiet or not sys.stderr.isatty()) as bar:
-            task = bar.add_task("editing", total=params.steps)
-
-            def on_step(_before, step):
-                bar.advance(task)
-                if trace_out is not None and step is not None:
-                    print(describe_step(step, setup.decode), file=trace_out)
-
-            result = run_one(setup, prefix, params, on_step, suffix=args.suffix)
+        result = run_with_progress(setup, prefix, params, args, trace_out, suffix=args.suffix)
     finally:
         if args.trace_file:
             trace_out.close()
-    text = setup.decode(result.completion)
-    sys.stdout.write(text + "\n")
-    if not args.quiet:
-        print(
-            f"[{result.steps} steps, {result.forward_passes} forward passes, "
-            f"+{result.n_ins} -{result.n_del} ~{result.n_sub}, seed {params.seed}, "
-            f"finish: {result.finish_reason}]",
-            file=sys.stderr,
-        )
+    print_result(setup, result, params, args, finish=True)
     return 0

@@ -346,6 +346,7 @@ class BatchSampler:
         self._temperature = torch.tensor([r.params.temperature for r in rows], device=dev)
         self._top_k = torch.tensor([r.params.top_k for r in rows], dtype=torch.long, device=dev)
         self._top_p = torch.tensor([r.params.top_p for r in rows], device=dev)
+        self._given_end = torch.tensor([r.suffix > 0 for r in rows], dtype=torch.bool, device=dev)
 
     # ---------------------------------------------------------------- stepping
     def step(self) -> list[GenerationResult]:
@@ -487,8 +488,7 @@ class BatchSampler:
             rows[:, self.banned.to(rows.device)] = float("-inf")
         b = torch.cat([sb, ib[slot]])
         if self.eos_token_id is not None and len(rows):  # a given end: no second one inside
-            ends = torch.tensor([r.suffix > 0 for r in self.rows], device=rows.device)[b]
-            rows[ends, self.eos_token_id] = float("-inf")
+            rows[self._given_end[b], self.eos_token_id] = float("-inf")
         tokens = sample_tokens(
             rows, torch.cat([u[4, sb, si], u_ins]),
             self._temperature[b], self._top_k[b], self._top_p[b],

@@ -144,7 +144,6 @@ class GenerationSetup:
         draft: str | Sequence[int] | None = None,
         suffix: str | Sequence[int] | None = None,
         x0_sampler: X0Sampler | None = None,
-        budget: int | None = None,
     ) -> Start:
         """A sequence's start (see ``Start``), the same for the CLI and the server.
 
@@ -155,7 +154,6 @@ class GenerationSetup:
                 training an edited text ends with EOS), so ``x0_kept`` counts draft tokens only.
             suffix: text (or tokens) that must follow the generated middle; EOS is appended.
             x0_sampler: a different noise x0 than the model's (the server's ``x0`` field).
-            budget: cap on a drawn x0's length (a draft is never cut).
         """
         end = [self.eos_token_id] if self.eos_token_id is not None else []
         tail = [] if suffix is None else [*self._tokens(suffix), *end]
@@ -163,7 +161,7 @@ class GenerationSetup:
             return Start(list(prefix), self._tokens(draft), tail or end, draft=True)
         gen = torch.Generator().manual_seed(seed ^ X0_SEED_MIX)
         x0 = self.draw_x0(gen, x0_sampler)
-        return Start(list(prefix), x0[:budget] if budget is not None else x0, tail)
+        return Start(list(prefix), x0, tail)
 
     def _tokens(self, text: str | Sequence[int]) -> list[int]:
         return encode_text(self.tokenizer, text) if isinstance(text, str) else list(text)

@@ -317,16 +317,21 @@ class OpenAIServing:
         seeds = req.choice_seeds()
         max_new = req.max_new_tokens()
         draft_ids = encode_text(setup.tokenizer, draft) if draft is not None else None
+        suffix_ids = encode_text(setup.tokenizer, suffix) if suffix is not None else None
         seqs = []
         for prefix in prefixes:
-            start = setup.start(prefix, 0, draft=draft_ids, suffix=suffix)
-            room = setup.max_length - len(prefix) - len(start.suffix)
+            starts = [
+                setup.start(prefix, seed, draft=draft_ids, suffix=suffix_ids, x0_sampler=x0_sampler)
+                for seed in seeds
+            ]
+            given = len(prefix) + len(starts[0].suffix)
+            room = setup.max_length - given
             if room < 1:
                 param = "suffix" if suffix is not None else "prediction"
                 raise invalid(
                     param,
-                    f"the prompt and suffix take {len(prefix) + len(start.suffix)} of this "
-                    f"model's {setup.max_length} tokens, leaving no room to write",
+                    f"the prompt and suffix take {given} of this model's {setup.max_length} "
+                    "tokens, leaving no room to write",
                     code="context_length_exceeded",
                 )
             default = s.max_tokens if draft_ids is None else max(s.max_tokens, 2 * len(draft_ids))
@@ -338,11 +343,9 @@ class OpenAIServing:
                     f"the prediction is {len(draft_ids)} tokens, more than the {budget} this "
                     f"answer may hold ({limit}); shorten it or raise max_completion_tokens",
                 )
-            for seed in seeds:
-                start = setup.start(
-                    prefix, seed, draft=draft_ids, suffix=suffix, x0_sampler=x0_sampler,
-                    budget=budget,
-                )  # fmt: skip
+            for seed, start in zip(seeds, starts):
+                if not start.draft:  # the model's x0 is cut to the token budget
+                    start.x0 = start.x0[:budget]
                 params = req.sampling_params(s, max_new_tokens=budget, seed=seed)
                 seqs.append(SeqRequest(start.prefix, start.x0, params, start.suffix))
         n_draft = len(draft_ids) if draft_ids is not None else None
