@@ -17,9 +17,9 @@ unless a hole follows it. The plain prompt-then-generate case is the prefix layo
 (``prefix_layout``): the first ``frozen`` tokens given, the last of them open.
 
 Insertions and deletions move tokens, so the sampler carries the flags along with the tokens
-(``encode`` / ``decode``: one long code per token, 0 for inserted tokens). A third bit, ``X0``,
-marks tokens of x0 that are still unchanged (cleared by a substitution), so a sampler can say
-how much of a draft survived.
+(``sequence_layout`` / ``decode``: one long code per token, 0 for inserted tokens). A third
+bit, ``X0``, marks tokens of x0 that are still unchanged (cleared by a substitution), so a
+sampler can say how much of a draft survived.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import torch
 
-#: per-token layout codes (``encode``): a token in a hole, a given token, an open given token;
-#: ``X0`` is or-ed onto x0's tokens while they are unchanged
+#: per-token layout codes (``sequence_layout``): a token in a hole, a given token, an open given
+#: token; ``X0`` is or-ed onto x0's tokens while they are unchanged
 FREE, GIVEN, OPEN, X0 = 0, 1, 3, 4
 
 
@@ -74,11 +74,6 @@ def rate_mask(
     edit = real & ~given
     ins = real & (~given | open_)
     return torch.stack([ins, edit, edit], dim=-1)
-
-
-def encode(given: torch.Tensor, open_: torch.Tensor) -> torch.Tensor:
-    """(B, L) flags -> (B, L) long codes FREE / GIVEN / OPEN (move them with ``apply_edits``)."""
-    return given.long() + 2 * (given & open_).long()
 
 
 def decode(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
